@@ -1,0 +1,1 @@
+"""Assembled models built from `repdyn.nn`."""

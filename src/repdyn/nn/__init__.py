@@ -1,0 +1,1 @@
+"""Building blocks: attention variants, recurrences and scans, GNN processors, norms."""

@@ -1,0 +1,1 @@
+"""One module per reproduced paper; found by `repdyn.registry`."""

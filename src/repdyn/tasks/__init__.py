@@ -1,0 +1,1 @@
+"""Data and environments: generated tasks, bundled datasets, readers for user-given files."""
