@@ -1,0 +1,1 @@
+"""The lab bench: run store, configs, seeding, checkpoints, progress, reports, sweeps."""
