@@ -1,4 +1,4 @@
-"""The `repdyn` command: list | run | resume | runs | report | compare | bench.
+"""The `repdyn` command: list | run | resume | runs | report | compare | export | bench.
 
 Exit status: 0 when runs finished (whatever the verdicts), 1 when a run failed, 2 for bad input
 (one line on stderr naming what is wrong), 130 when interrupted (resume with `repdyn resume`).
@@ -65,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="overlay the series of several runs", parents=[common])
     compare.add_argument("runs", nargs="+")
 
+    export = sub.add_parser("export", help="write runs as TensorBoard events, CSV or Parquet", parents=[common])
+    export.add_argument("runs", nargs="+")
+    export.add_argument("--to", nargs="+", required=True, metavar="FORMAT [DEST]",
+                        help="tensorboard DIR | csv FILE | parquet FILE")
+
     bench = sub.add_parser("bench", help="side-by-side performance ratios", parents=[common])
     bench.add_argument("name", nargs="?")
     bench.add_argument("args", nargs=argparse.REMAINDER)
@@ -83,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         handler = {
             "list": cmd_list, "run": cmd_run, "resume": cmd_resume, "runs": cmd_runs,
-            "report": cmd_report, "compare": cmd_compare, "bench": cmd_bench,
+            "report": cmd_report, "compare": cmd_compare, "export": cmd_export, "bench": cmd_bench,
         }[args.command]
         return handler(args)
     except UserError as err:
@@ -161,7 +166,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         for config in settings:
             study.check(config)
     store = _store(args)
-    runs = [create_study_run(store, study, args.preset, c, s, device=device) for c in settings for s in seeds]
+    runs: list = []
+    for config in settings:
+        for seed in seeds:
+            sweep = runs[0].parent.id if runs else None
+            runs.append(create_study_run(store, study, args.preset, config, seed, device=device, sweep=sweep))
     return _execute(store, [r.parent.id for r in runs], args)
 
 
@@ -276,6 +285,26 @@ def cmd_compare(args: argparse.Namespace) -> int:
     path, table = write_comparison(store, args.runs)
     print(table)
     print(f"comparison: {path}")
+    return EXIT_OK
+
+
+EXPORT_DEFAULTS = {"tensorboard": "tensorboard", "csv": "series.csv", "parquet": "series.parquet"}
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from repdyn.bench.export import export_csv, export_parquet, export_tensorboard
+
+    fmt, *rest = args.to
+    if fmt not in EXPORT_DEFAULTS or len(rest) > 1:
+        raise UserError(f"--to {' '.join(args.to)}: expected tensorboard [DIR], csv [FILE] or parquet [FILE]")
+    store = _store(args)
+    dest = Path(rest[0]) if rest else store.root / "export" / EXPORT_DEFAULTS[fmt]
+    if fmt == "tensorboard":
+        files = export_tensorboard(store, args.runs, dest)
+        print(f"wrote {len(files)} event file(s) under {dest}; view with: tensorboard --logdir {dest}")
+    else:
+        path = (export_csv if fmt == "csv" else export_parquet)(store, args.runs, dest)
+        print(f"wrote {path}")
     return EXIT_OK
 
 

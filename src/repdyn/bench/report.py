@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import io
 import json
 import math
 import re
@@ -20,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
 
 from repdyn import registry  # noqa: E402
+from repdyn.bench.aggregate import format_summary, group_by_setting, summarize_setting  # noqa: E402
 from repdyn.bench.claims import Verdict  # noqa: E402
 from repdyn.bench.config import flatten  # noqa: E402
 from repdyn.bench.store import RunStore  # noqa: E402
@@ -61,6 +63,25 @@ def default_figures(view: RunView) -> list[Figure]:
     return [Figure("series", "All logged series", "Every series of every arm against its step.", fig)]
 
 
+def study_run(store: RunStore, run_ref: str):
+    """The study (top-level) run a reference points to, even when it names one of its arms."""
+    record = store.resolve(run_ref)
+    return store.get_run(record.parent) if record.parent is not None else record
+
+
+def render_figures(store: RunStore, record) -> list[tuple[Figure, bytes]]:
+    """Draw a study run's figures from the store and encode each as PNG bytes."""
+    study = registry.get(record.study)
+    view = RunView(store, record, study.config)
+    rendered = []
+    for figure in study.figures(view) if study.figures else default_figures(view):
+        buffer = io.BytesIO()
+        figure.figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+        plt.close(figure.figure)
+        rendered.append((figure, buffer.getvalue()))
+    return rendered
+
+
 def _claims_with_titles(store: RunStore, run_id: str, study_name: str) -> list[tuple[str, str, Verdict]]:
     study = registry.get(study_name)
     titles = {c.name: c.title for c in study.claims}
@@ -72,18 +93,14 @@ def _claims_with_titles(store: RunStore, run_id: str, study_name: str) -> list[t
 
 def write_report(store: RunStore, run_ref: str) -> Path:
     """Draw the figures of a study run and write `report.md`, PNGs and `report.html` in its folder."""
-    record = store.resolve(run_ref)
-    if record.parent is not None:
-        record = store.get_run(record.parent)
+    record = study_run(store, run_ref)
     study = registry.get(record.study)
     view = RunView(store, record, study.config)
     out = store.run_dir(record.id)
-    figures = study.figures(view) if study.figures else default_figures(view)
     images = []
-    for figure in figures:
+    for figure, png in render_figures(store, record):
         path = out / f"{figure.name}.png"
-        figure.figure.savefig(path, dpi=110, bbox_inches="tight")
-        plt.close(figure.figure)
+        path.write_bytes(png)
         store.add_artifact(record.id, "figure", path, sha256_file(path))
         images.append((figure, path))
     claims = _claims_with_titles(store, record.id, study.name)
@@ -168,11 +185,14 @@ def _html(title, paper, record, claims, images, finals) -> str:
 
 
 def write_comparison(store: RunStore, run_refs: list[str]) -> tuple[Path, str]:
-    """Overlay the series of several study runs; returns the HTML path and a text summary table."""
-    records = []
-    for ref in run_refs:
-        record = store.resolve(ref)
-        records.append(store.get_run(record.parent) if record.parent else record)
+    """Overlay the series of several study runs; returns the HTML path and a text summary.
+
+    One reference to a run of a sweep compares the whole sweep. Runs that differ only by seed
+    are also summarised across seeds (mean and bootstrap interval, claim success fractions).
+    """
+    records = [study_run(store, ref) for ref in run_refs]
+    if len(records) == 1 and records[0].sweep:
+        records = store.sweep_runs(records[0].sweep) or records
     views = [RunView(store, r, registry.get(r.study).config) for r in records]
     keyed = [{f"{arm.name}/{n}": arm.series(n) for arm in v.arms.values() for n in arm.names()} for v in views]
     shared = sorted(set.intersection(*(set(k) for k in keyed))) if keyed else []
@@ -199,6 +219,9 @@ def write_comparison(store: RunStore, run_refs: list[str]) -> tuple[Path, str]:
         plt.close(fig)
         images.append(path)
     text = comparison_table(store, records, keyed, shared)
+    groups = [g for g in group_by_setting(records) if len(g) > 1]
+    if groups:
+        text += "\n\nAcross seeds:\n" + "\n".join(format_summary(summarize_setting(store, g)) for g in groups)
     esc = html.escape
     page = [f"<!doctype html><html><head><meta charset='utf-8'><style>{_CSS}</style></head><body>",
             f"<h1>Comparison: {esc(', '.join(r.id for r in records))}</h1><pre>{esc(text)}</pre>"]

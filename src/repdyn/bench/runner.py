@@ -67,12 +67,15 @@ class StudyRun:
 
 
 def create_study_run(
-    store: RunStore, study: Study, preset: str, config: Any, seed: int, *, device: str
+    store: RunStore, study: Study, preset: str, config: Any, seed: int, *, device: str, sweep: str | None = None
 ) -> StudyRun:
-    """Insert the parent run and one pending child per arm of `study.arms(config)`."""
+    """Insert the parent run and one pending child per arm of `study.arms(config)`.
+
+    `sweep` groups the runs of one invocation (settings x seeds); the first run's id by default.
+    """
     run_id = store.new_run_id(study.name)
     common = {"study": study.name, "preset": preset, "seed": seed, "versions": versions(), "device": device}
-    parent = store.create_run(run_id, config=cfg.to_dict(config), **common)
+    parent = store.create_run(run_id, config=cfg.to_dict(config), sweep=sweep or run_id, **common)
     arm_ids = []
     for arm, arm_config in study.arms(config).items():
         arm_id = f"{run_id}/{arm}"

@@ -46,8 +46,10 @@ CREATE TABLE IF NOT EXISTS runs (
     host TEXT,
     pid INTEGER,
     threads INTEGER,
-    device TEXT
+    device TEXT,
+    sweep TEXT
 );
+CREATE INDEX IF NOT EXISTS runs_sweep ON runs(sweep);
 CREATE INDEX IF NOT EXISTS runs_parent ON runs(parent);
 CREATE TABLE IF NOT EXISTS series (
     run TEXT NOT NULL REFERENCES runs(id),
@@ -102,6 +104,7 @@ class RunRecord:
     pid: int | None
     threads: int | None
     device: str | None
+    sweep: str | None
 
     @property
     def wall_s(self) -> float | None:
@@ -207,14 +210,15 @@ class RunStore:
         arm: str | None = None,
         device: str | None = None,
         threads: int | None = None,
+        sweep: str | None = None,
     ) -> RunRecord:
-        """Insert a run in status `pending`."""
+        """Insert a run in status `pending` (`sweep`: id shared by the runs of one invocation)."""
         with self._transaction():
             self._conn.execute(
                 "INSERT INTO runs(id, parent, arm, study, preset, config, seed, status, created, versions,"
-                " device, threads) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+                " device, threads, sweep) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
                 (run_id, parent, arm, study, preset, json.dumps(config), seed, time.time(),
-                 json.dumps(versions), device, threads),
+                 json.dumps(versions), device, threads, sweep),
             )
         return self.get_run(run_id)
 
@@ -286,6 +290,13 @@ class RunStore:
             query += " AND study = ?"
             args = (study,)
         rows = self._conn.execute(query + " ORDER BY created DESC LIMIT ?", (*args, limit)).fetchall()
+        return [_record(r) for r in rows]
+
+    def sweep_runs(self, sweep: str) -> list[RunRecord]:
+        """Top-level runs created by one invocation, in creation order."""
+        rows = self._conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE sweep = ? AND parent IS NULL ORDER BY created, id", (sweep,)
+        ).fetchall()
         return [_record(r) for r in rows]
 
     def run_dir(self, run_id: str) -> Path:
@@ -417,17 +428,18 @@ class RunStore:
 
 _RUN_COLUMNS = (
     "id, parent, arm, study, preset, config, seed, status, created, started, ended, error, versions,"
-    " host, pid, threads, device"
+    " host, pid, threads, device, sweep"
 )
 
 
 def _record(row: tuple) -> RunRecord:
     (rid, parent, arm, study, preset, config, seed, status, created, started, ended, error, versions,
-     host, pid, threads, device) = row
+     host, pid, threads, device, sweep) = row
     return RunRecord(
         id=rid, parent=parent, arm=arm, study=study, preset=preset, config=json.loads(config), seed=seed,
         status=status, created=created, started=started, ended=ended, error=error,
         versions=json.loads(versions), host=host, pid=pid, threads=threads, device=device,
+        sweep=sweep,
     )
 
 
