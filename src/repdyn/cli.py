@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="TOML file of overrides (applied before --set)")
     run.add_argument("--workers", type=int, default=1, help="parallel worker processes for arms and settings")
     run.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
+    _backend_flags(run)
     run.add_argument("--keys", action="store_true", help="print the config keys of the study and exit")
     run.add_argument("--dry-run", action="store_true", help="print the resolved settings and arms, run nothing")
     _output_flags(run)
@@ -53,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     resume = sub.add_parser("resume", help="continue an interrupted or killed run", parents=[common])
     resume.add_argument("run")
     resume.add_argument("--workers", type=int, default=1)
+    _backend_flags(resume)
     _output_flags(resume)
 
     runs = sub.add_parser("runs", help="list recorded runs with status and verdicts", parents=[common])
@@ -74,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("name", nargs="?")
     bench.add_argument("args", nargs=argparse.REMAINDER)
     return parser
+
+
+def _backend_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=("local", "ray"), default="local",
+                        help="local worker processes (default) or Ray tasks")
+    parser.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
 
 
 def _output_flags(parser: argparse.ArgumentParser) -> None:
@@ -192,17 +200,24 @@ def _execute(store, run_ids: list[str], args: argparse.Namespace, arm_ids: list[
     from repdyn import registry
     from repdyn.bench.context import install_signal_handlers
     from repdyn.bench.progress import make_progress
-    from repdyn.bench.runner import assign_threads, execute_arms, finalize
+    from repdyn.bench.runner import ArmOutcome, assign_threads, execute_arms, finalize
 
     if arm_ids is None:
         arm_ids = [a.id for rid in run_ids for a in store.children(rid)]
-    assign_threads(store, arm_ids, args.workers)
     install_signal_handlers()
     progress = make_progress(args.quiet)
     for rid in run_ids:
         store.set_status(rid, "running")
     try:
-        outcomes = execute_arms(store, arm_ids, args.workers, progress)
+        if args.backend == "ray":
+            from repdyn.bench.ray_backend import execute_arms_ray
+
+            statuses = execute_arms_ray(store, arm_ids, progress, address=args.address,
+                                        num_cpus=args.workers if args.workers > 1 else None)
+            outcomes = {arm: ArmOutcome(status) for arm, status in statuses.items()}
+        else:
+            assign_threads(store, arm_ids, args.workers)
+            outcomes = execute_arms(store, arm_ids, args.workers, progress)
     finally:
         progress.close()
     summaries = []

@@ -31,7 +31,7 @@ import torch
 
 from repdyn.bench.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from repdyn.bench.progress import ProgressSink
-from repdyn.bench.store import RunRecord, RunStore
+from repdyn.bench.store import ArmStore, RunRecord
 
 _STOP = threading.Event()
 _FLUSH_ROWS = 2000
@@ -66,7 +66,7 @@ class RunContext:
 
     def __init__(
         self,
-        store: RunStore,
+        store: ArmStore,
         record: RunRecord,
         config: Any,
         progress: ProgressSink,

@@ -30,7 +30,7 @@ from repdyn.bench.context import Interrupted, RunContext, install_signal_handler
 from repdyn.bench.errors import UserError
 from repdyn.bench.progress import ProgressSink, QueueDrain, QueueProgress
 from repdyn.bench.seeding import seed_everything
-from repdyn.bench.store import RunRecord, RunStore
+from repdyn.bench.store import ArmStore, RunRecord, RunStore
 from repdyn.bench.study import Study
 from repdyn.bench.view import RunView
 
@@ -93,7 +93,7 @@ class ArmOutcome:
     user_error: bool = False
 
 
-def run_arm(store: RunStore, arm_id: str, progress: ProgressSink) -> ArmOutcome:
+def run_arm(store: ArmStore, arm_id: str, progress: ProgressSink) -> ArmOutcome:
     """Train one arm in this process, recording its status; never raises for a failed arm."""
     from repdyn import registry
 

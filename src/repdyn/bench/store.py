@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -146,6 +146,24 @@ class Series:
         return self.values[keep]
 
 
+class ArmStore(Protocol):
+    """What training one arm needs from a store: the local `RunStore`, or a relay to a remote driver."""
+
+    def get_run(self, run_id: str) -> RunRecord: ...
+
+    def set_status(self, run_id: str, status: str, error: str | None = None) -> None: ...
+
+    def set_threads(self, run_id: str, threads: int) -> None: ...
+
+    def log_scalars(self, run_id: str, rows: Iterable[tuple[int, str, float]]) -> None: ...
+
+    def log_table(self, run_id: str, name: str, rows: Sequence[dict[str, Any]]) -> None: ...
+
+    def truncate_series(self, run_id: str, after_step: int) -> None: ...
+
+    def run_dir(self, run_id: str) -> Path: ...
+
+
 class RunStore:
     """SQLite-backed store of runs and their results; safe to share between processes."""
 
@@ -222,8 +240,14 @@ class RunStore:
             )
         return self.get_run(run_id)
 
-    def set_status(self, run_id: str, status: str, error: str | None = None) -> None:
-        """Move a run to a new status, stamping start/end times and the owning process."""
+    def set_status(
+        self, run_id: str, status: str, error: str | None = None, *, host: str | None = None, pid: int | None = None
+    ) -> None:
+        """Move a run to a new status, stamping start/end times and the owning process.
+
+        `host` and `pid` name the process that runs it (default: this one; a remote worker's
+        when its status is relayed by the driver).
+        """
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         now = time.time()
@@ -232,7 +256,7 @@ class RunStore:
                 self._conn.execute(
                     "UPDATE runs SET status = ?, started = COALESCE(started, ?), ended = NULL, error = NULL,"
                     " host = ?, pid = ? WHERE id = ?",
-                    (status, now, os.uname().nodename, os.getpid(), run_id),
+                    (status, now, host or os.uname().nodename, pid or os.getpid(), run_id),
                 )
             else:
                 ended = now if status in ("finished", "failed", "interrupted") else None
