@@ -29,7 +29,7 @@ from repdyn.bench.claims import Claim, Verdict
 from repdyn.bench.context import Interrupted, RunContext, install_signal_handlers, stop_requested
 from repdyn.bench.errors import UserError
 from repdyn.bench.progress import ProgressSink, QueueDrain, QueueProgress
-from repdyn.bench.seeding import seed_everything
+from repdyn.bench.seeding import configure_determinism, seed_everything
 from repdyn.bench.store import ArmStore, RunRecord, RunStore
 from repdyn.bench.study import Study
 from repdyn.bench.view import RunView
@@ -103,6 +103,7 @@ def run_arm(store: ArmStore, arm_id: str, progress: ProgressSink) -> ArmOutcome:
     threads = record.threads or max(1, os.cpu_count() or 1)
     torch.set_num_threads(threads)
     store.set_threads(arm_id, threads)
+    configure_determinism(record.device or "cpu")
     seed_everything(record.seed)
     store.set_status(arm_id, "running")
     ctx = RunContext(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from typing import Any
 
@@ -39,3 +40,16 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(list(state["cuda"]))
+
+
+def configure_determinism(device: str) -> None:
+    """Ask PyTorch for deterministic kernels where it offers them (cuBLAS workspace, cuDNN).
+
+    On CPU, PyTorch's kernels are deterministic for a fixed thread count already; on CUDA this
+    must run before the first CUDA call. Ops without a deterministic kernel only warn.
+    """
+    if device.startswith("cuda"):
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=True)
