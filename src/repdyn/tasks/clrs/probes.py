@@ -1,0 +1,171 @@
+"""Probe containers and helpers: what an algorithm run records, single and batched.
+
+Layout (clrs.md §1.2-§1.3), shared by every algorithm:
+- `Trajectory` (one instance): `inputs[name]` and `outputs[name]` hold the probe as CLRS's
+  `probes[stage][loc][name]['data']` does ([n], [n, n], [n, C] or a 0-d graph value);
+  `hints[name]` is stacked over time, [T, ...].
+- `Batch` (B instances of one size): inputs/outputs [B, ...]; hints [T_max, B, ...] float64,
+  zero past each instance's `lengths[b]`. This is exactly the array content of CLRS's
+  `Feedback` (see `feedback.py` for the namedtuple view).
+
+Pointers are integer node indices (edge pointers [.., n, n]); categoricals and mask_one are
+one-hot over the last axis; masks hold 0/1 and -1 (= masked).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from repdyn.tasks.clrs import specs
+
+
+@dataclasses.dataclass
+class Trajectory:
+    """One algorithm run: probe name -> numpy array, hints stacked [T, ...]."""
+
+    name: str
+    inputs: dict[str, np.ndarray]
+    hints: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+
+    @property
+    def length(self) -> int:
+        """Number of hint steps T."""
+        return int(next(iter(self.hints.values())).shape[0])
+
+
+@dataclasses.dataclass
+class Batch:
+    """B runs of one algorithm: inputs/outputs [B, ...], hints [T_max, B, ...], lengths [B]."""
+
+    name: str
+    inputs: dict[str, np.ndarray]
+    hints: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+    lengths: np.ndarray
+
+    @property
+    def size(self) -> int:
+        """Number of instances B."""
+        return int(self.lengths.shape[0])
+
+    def trajectory(self, b: int) -> Trajectory:
+        """Instance b, unpadded, with hint dtypes as CLRS's probes hold them."""
+        t = int(self.lengths[b])
+        ints = specs.INTEGER_PROBES.get(self.name, frozenset())
+        hints = {k: _cast(v[:t, b], k in ints) for k, v in self.hints.items()}
+        return Trajectory(self.name, {k: v[b] for k, v in self.inputs.items()}, hints,
+                          {k: v[b] for k, v in self.outputs.items()})
+
+    def select(self, index: np.ndarray) -> "Batch":
+        """The instances at `index` (like CLRS's `_subsample_data`), hints kept at T_max."""
+        return Batch(self.name, {k: v[index] for k, v in self.inputs.items()},
+                     {k: v[:, index] for k, v in self.hints.items()},
+                     {k: v[index] for k, v in self.outputs.items()}, self.lengths[index])
+
+    def to_torch(self, device: str = "cpu", dtype=None) -> dict[str, dict]:
+        """Tensors on `device`: {'inputs': {...}, 'hints': {...}, 'outputs': {...}, 'lengths'}.
+
+        Floating arrays are cast to `dtype` (default: torch's default dtype); integer pointers
+        stay int64.
+        """
+        import torch
+
+        dtype = dtype or torch.get_default_dtype()
+
+        def conv(a: np.ndarray):
+            t = torch.from_numpy(np.ascontiguousarray(a))
+            return t.to(device=device, dtype=dtype if t.is_floating_point() else torch.int64)
+
+        return {"inputs": {k: conv(v) for k, v in self.inputs.items()},
+                "hints": {k: conv(v) for k, v in self.hints.items()},
+                "outputs": {k: conv(v) for k, v in self.outputs.items()},
+                "lengths": torch.as_tensor(self.lengths, dtype=torch.int64, device=device)}
+
+
+def _cast(a: np.ndarray, integer: bool) -> np.ndarray:
+    return a.astype(np.int64) if integer else a
+
+
+class HintTape:
+    """Records one hint snapshot per lockstep step for a batch of instances.
+
+    Every algorithm here advances all unfinished instances by exactly one CLRS `push` per step,
+    so step t holds hint t of every instance still `active`; rows of finished instances are
+    zeroed at the end, which gives CLRS's zero-padded [T_max, B, ...] layout directly.
+    """
+
+    def __init__(self) -> None:
+        self._frames: dict[str, list[np.ndarray]] = {}
+        self._active: list[np.ndarray] = []
+
+    def push(self, active: np.ndarray, **values: np.ndarray) -> None:
+        """Append the current state (each value [B, ...]) for the instances in `active`."""
+        for k, v in values.items():
+            self._frames.setdefault(k, []).append(np.array(v, dtype=np.float64))
+        self._active.append(np.array(active, dtype=bool))
+
+    def finish(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Hints [T, B, ...] (zero past each length) and lengths [B] (int64)."""
+        active = np.stack(self._active)
+        hints = {}
+        for k, frames in self._frames.items():
+            data = np.stack(frames)
+            mask = active.reshape(active.shape + (1,) * (data.ndim - 2))
+            hints[k] = np.where(mask, data, 0.0)
+        return hints, active.sum(0).astype(np.int64)
+
+
+def one_hot(index: np.ndarray, n: int) -> np.ndarray:
+    """Batched `probing.mask_one`: [B] indices -> [B, n] float64 one-hot."""
+    return np.eye(n)[np.asarray(index, dtype=np.int64)]
+
+
+def node_pos(batch: int, n: int) -> np.ndarray:
+    """The `pos` input i / n, [B, n] (float64, as `np.arange(n) * 1.0 / n`)."""
+    return np.broadcast_to(np.arange(n) * 1.0 / n, (batch, n)).copy()
+
+
+def graph_adj(A: np.ndarray) -> np.ndarray:
+    """Batched `probing.graph`: 1.0 where A + I != 0 (the `adj` input has self-loops)."""
+    n = A.shape[-1]
+    return ((A + np.eye(n)) != 0) * 1.0
+
+
+def pred_pointers(order: np.ndarray) -> np.ndarray:
+    """Batched `probing.array`: order[b] lists node ids; each points to its predecessor.
+
+    The first node points to itself. [B, n] int64.
+    """
+    batch, n = order.shape
+    probe = np.broadcast_to(np.arange(n), (batch, n)).copy()
+    np.put_along_axis(probe, order[:, 1:], order[:, :-1], axis=1)
+    return probe
+
+
+def heap_pointers(order: np.ndarray, heap_size: np.ndarray) -> np.ndarray:
+    """Batched `probing.heap`: node at heap position i points to the node at (i - 1) // 2.
+
+    Only positions 1 <= i < heap_size[b] point to a parent; the rest point to themselves.
+    """
+    batch, n = order.shape
+    pos = np.arange(n)
+    parent_pos = np.maximum(pos - 1, 0) // 2
+    in_heap = (pos[None, :] >= 1) & (pos[None, :] < np.asarray(heap_size)[:, None])
+    values = np.where(in_heap, np.take_along_axis(order, np.broadcast_to(
+        parent_pos, (batch, n)), axis=1), order)
+    probe = np.empty_like(order)
+    np.put_along_axis(probe, order, values, axis=1)
+    return probe
+
+
+def rows(batch: int) -> np.ndarray:
+    """`np.arange(batch)`, the row index used with per-instance column indices."""
+    return np.arange(batch)
+
+
+def first_true(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, whether any entry is true and the index of the first true entry (0 if none)."""
+    return mask.any(-1), mask.argmax(-1)
