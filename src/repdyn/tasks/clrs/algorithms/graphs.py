@@ -188,7 +188,8 @@ def mst_kruskal(A: np.ndarray) -> Batch:
         mode = np.where((mode == _FIND_V) & (pi[r, root_v] == root_v), _UNION, mode)
 
         start = mode == _START
-        u, v = np.where(start, eu[r, edge], u), np.where(start, ev[r, edge], v)
+        at = np.minimum(edge, width - 1)
+        u, v = np.where(start, eu[r, at], u), np.where(start, ev[r, at], v)
         root_u, root_v = np.where(start, u, root_u), np.where(start, v, root_v)
         mask_u = np.where(start[:, None], one_hot(u, n), mask_u)
         mask_v = np.where(start[:, None], one_hot(v, n), mask_v)

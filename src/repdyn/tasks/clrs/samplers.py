@@ -1,0 +1,349 @@
+"""Samplers with CLRS's input distributions, consuming the random stream exactly as dm-clrs does.
+
+`Sampler(name, num_samples, length, seed=..., **kwargs)` mirrors dm-clrs's
+`build_sampler(name, num_samples, length=length, seed=seed, **kwargs)` (clrs.md §2): one
+`np.random.RandomState(seed)` drives every draw, in the same order and with the same calls, so
+the data are bit-identical; `next(batch_size)` draws batches from a fixed dataset with
+replacement (num_samples > 0) or generates them on the fly (num_samples < 0, after the 1000-sample
+warm-up that estimates the padding length when `track_max_steps`). Only the random draws are
+made instance by instance; the algorithms then run on the whole batch at once.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import itertools
+import warnings
+from functools import lru_cache
+from typing import Any, Callable
+
+import numpy as np
+
+from repdyn.bench.errors import UserError
+from repdyn.tasks.clrs import specs
+from repdyn.tasks.clrs.algorithms import run_batch
+from repdyn.tasks.clrs.probes import Batch
+
+
+class _Draws:
+    """dm-clrs's sampler helpers (`_random_sequence`, `_random_er_graph`, ...) on one RNG."""
+
+    def __init__(self, rng: np.random.RandomState, truncate_decimals: int | None) -> None:
+        self.rng = rng
+        self.truncate_decimals = truncate_decimals
+
+    def sequence(self, length: int, low: float = 0.0, high: float = 1.0) -> np.ndarray:
+        return self.rng.uniform(low=low, high=high, size=(length,))
+
+    def string(self, length: int, chars: int = 4) -> np.ndarray:
+        return self.rng.randint(0, high=chars, size=(length,))
+
+    def er_graph(self, n: int, p: float = 0.5, directed: bool = False, acyclic: bool = False,
+                 weighted: bool = False, low: float = 0.0, high: float = 1.0) -> np.ndarray:
+        """Erdos-Renyi graph with self-loops possible (clrs.md §2.2)."""
+        mat = self.rng.binomial(1, p, size=(n, n))
+        if not directed:
+            mat = mat * mat.T
+        elif acyclic:
+            mat = np.triu(mat, k=1)
+            perm = self.rng.permutation(n)
+            mat = mat[perm, :][:, perm]
+        if weighted:
+            weights = self.rng.uniform(low=low, high=high, size=(n, n))
+            if not directed:
+                weights = np.sqrt(weights * weights.T + 1e-3)  # clrs.md §2.2
+            mat = mat.astype(float) * weights
+        return mat
+
+    def community_graph(self, n: int, k: int = 4, p: float = 0.5, eps: float = 0.01,
+                        directed: bool = False, acyclic: bool = False, weighted: bool = False,
+                        low: float = 0.0, high: float = 1.0) -> np.ndarray:
+        """k dense ER communities plus eps-sparse links that close no new cycles, permuted."""
+        if k > n:
+            raise UserError(f"community graph: k={k} communities need at least {k} nodes, got {n}")
+        mat = np.zeros((n, n))
+        bounds = []
+        lo = 0
+        for i in range(k):
+            hi = n if i == k - 1 else lo + n // k
+            mat[lo:hi, lo:hi] = self.er_graph(hi - lo, p, directed, acyclic, weighted, low, high)
+            bounds.append((lo, hi))
+            lo = hi
+        toggle = self.er_graph(n, eps, directed, acyclic, weighted, low, high)
+        for i, (lo_i, hi_i) in enumerate(bounds):
+            for lo_j, hi_j in bounds[:i]:
+                toggle[lo_i:hi_i, lo_j:hi_j] *= 0
+        mat = np.where(toggle > 0.0, (1.0 - (mat > 0.0)) * toggle, mat)
+        perm = self.rng.permutation(n)
+        return mat[perm, :][:, perm]
+
+    def truncate(self, data: Any) -> Any:
+        """dm-clrs's `_trunc_array`: truncate float arrays and floats to the set decimals."""
+        data = copy.deepcopy(data)
+        if not self.truncate_decimals:
+            return data
+        scale = 10 ** self.truncate_decimals
+        for i in range(len(data)):
+            x = data[i]
+            if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating):
+                data[i] = np.trunc(x * scale) / scale
+            elif isinstance(x, float):
+                data[i] = float(np.trunc(x * scale) / scale)
+        return data
+
+
+# ---------------------------------------------------------------- input generators (one instance)
+# Each mirrors one dm-clrs `_sample_data`; keyword names and defaults are CLRS's (clrs.md §2.2).
+
+def _sorting(d: _Draws, length: int, low: float = 0.0, high: float = 1.0) -> list:
+    return [d.sequence(length, low, high)]
+
+
+def _search(d: _Draws, length: int, low: float = 0.0, high: float = 1.0) -> list:
+    arr = d.sequence(length, low, high)
+    arr.sort()
+    return [d.rng.uniform(low=low, high=high), arr]
+
+
+def _max_subarray(d: _Draws, length: int, low: float = -1.0, high: float = 1.0) -> list:
+    return [d.sequence(length, low, high)]
+
+
+def _lcs(d: _Draws, length: int, length_2: int | None = None, chars: int = 4) -> list:
+    if length_2 is None:
+        length_2 = length // 2
+        length -= length_2
+    return [d.string(length, chars), d.string(length_2, chars)]
+
+
+def _optimal_bst(d: _Draws, length: int) -> list:
+    arr = d.sequence(2 * length + 1)
+    arr /= np.sum(arr)
+    return [arr[:length], arr[length:]]
+
+
+def _activity(d: _Draws, length: int, low: float = 0.0, high: float = 1.0) -> list:
+    a, b = d.sequence(length, low, high), d.sequence(length, low, high)
+    return [np.minimum(a, b), np.maximum(a, b)]
+
+
+def _task(d: _Draws, length: int, max_deadline: int | None = None, low: float = 0.0,
+          high: float = 1.0) -> list:
+    deadlines = d.string(length, length if max_deadline is None else max_deadline) + 1
+    return [deadlines, d.sequence(length, low, high)]
+
+
+def _dfs(d: _Draws, length: int, p: tuple = (0.5,)) -> list:
+    return [d.er_graph(length, d.rng.choice(p), directed=True)]
+
+
+def _bfs(d: _Draws, length: int, p: tuple = (0.5,)) -> list:
+    graph = d.er_graph(length, d.rng.choice(p))
+    return [graph, d.rng.choice(length)]
+
+
+def _topo(d: _Draws, length: int, p: tuple = (0.5,)) -> list:
+    return [d.er_graph(length, d.rng.choice(p), directed=True, acyclic=True)]
+
+
+def _articulation(d: _Draws, length: int, p: tuple = (0.2,)) -> list:
+    return [d.er_graph(length, d.rng.choice(p))]
+
+
+def _mst(d: _Draws, length: int, p: tuple = (0.2,), low: float = 0.0, high: float = 1.0) -> list:
+    return [d.er_graph(length, d.rng.choice(p), weighted=True, low=low, high=high)]
+
+
+def _bellman_ford(d: _Draws, length: int, p: tuple = (0.5,), low: float = 0.0,
+                  high: float = 1.0) -> list:
+    graph = d.er_graph(length, d.rng.choice(p), weighted=True, low=low, high=high)
+    return [graph, d.rng.choice(length)]
+
+
+def _dag_path(d: _Draws, length: int, p: tuple = (0.5,), low: float = 0.0,
+              high: float = 1.0) -> list:
+    graph = d.er_graph(length, d.rng.choice(p), directed=True, acyclic=True, weighted=True,
+                       low=low, high=high)
+    return [graph, d.rng.choice(length)]
+
+
+def _floyd_warshall(d: _Draws, length: int, p: tuple = (0.5,), low: float = 0.0,
+                    high: float = 1.0) -> list:
+    return [d.er_graph(length, d.rng.choice(p), weighted=True, low=low, high=high)]
+
+
+def _scc(d: _Draws, length: int, k: int = 4, p: tuple = (0.5,), eps: float = 0.01) -> list:
+    return [d.community_graph(length, k=k, p=d.rng.choice(p), eps=eps, directed=True)]
+
+
+def _bipartite(d: _Draws, length: int, length_2: int | None = None, p: tuple = (0.3,)) -> list:
+    if length_2 is None:
+        length_2 = length // 2
+        length -= length_2
+    n, m = length, length_2
+    prob = d.rng.choice(p)
+    mat = np.zeros((n + m + 2, n + m + 2))
+    mat[0, 1:n + 1] = 1.0  # supersource
+    mat[n + 1:n + m + 1, n + m + 1] = 1.0  # supersink
+    mat[1:n + 1, n + 1:n + m + 1] = d.rng.binomial(1, prob, size=(n, m))
+    return [mat, n, m, 0, n + m + 1]
+
+
+def _matcher(d: _Draws, length: int, length_needle: int | None = None, chars: int = 4) -> list:
+    if length_needle is None:
+        length_needle = 1 if length < 5 else length // 5
+    elif length_needle < 0:  # random needle length in 1..-length_needle
+        length_needle = d.rng.randint(1, high=1 - length_needle)
+    length_haystack = length - length_needle
+    needle = d.string(length_needle, chars)
+    haystack = d.string(length_haystack, chars)
+    at = d.rng.choice(length_haystack - length_needle)
+    haystack[at:at + length_needle] = needle
+    return [haystack, needle]
+
+
+def _segments(d: _Draws, length: int, low: float = 0.0, high: float = 1.0) -> list:
+    def ccw(xa, ya, xb, yb, xc, yc):
+        return (yc - ya) * (xb - xa) > (yb - ya) * (xc - xa)
+
+    def intersect(x, y):
+        return (ccw(x[0], y[0], x[2], y[2], x[3], y[3]) != ccw(x[1], y[1], x[2], y[2], x[3], y[3])
+                and ccw(x[0], y[0], x[1], y[1], x[2], y[2])
+                != ccw(x[0], y[0], x[1], y[1], x[3], y[3]))
+
+    coin = d.rng.binomial(1, 0.5)  # half the samples intersect
+    xs, ys = d.sequence(4, low, high), d.sequence(4, low, high)
+    while intersect(xs, ys) != coin:
+        xs, ys = d.sequence(4, low, high), d.sequence(4, low, high)
+    return [xs, ys]
+
+
+@lru_cache(maxsize=16)
+def _triples(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    combos = np.array(list(itertools.combinations(range(n), 3)), dtype=np.int64).reshape(-1, 3)
+    return combos[:, 0], combos[:, 1], combos[:, 2]
+
+
+def _has_collinear(xs: np.ndarray, ys: np.ndarray, eps: float) -> bool:
+    """Any triple with |cross(p2 - p1, p3 - p1)| < eps (dm-clrs's `_is_collinear`, vectorised)."""
+    i, j, k = _triples(len(xs))
+    ax, ay = xs[j] - xs[i], ys[j] - ys[i]
+    bx, by = xs[k] - xs[i], ys[k] - ys[i]
+    return bool((np.abs(ax * by - ay * bx) < eps).any())
+
+
+def _convex_hull(d: _Draws, length: int, origin_x: float = 0.0, origin_y: float = 0.0,
+                 radius: float = 2.0, collinearity_resampling_attempts: int = 1000,
+                 collineararity_eps: float = 1e-12) -> list:
+    for _ in range(collinearity_resampling_attempts):
+        thetas = d.sequence(length, 0.0, 2.0 * np.pi)
+        rs = radius * np.sqrt(d.sequence(length, 0.0, 1.0))
+        xs = rs * np.cos(thetas) + origin_x
+        ys = rs * np.sin(thetas) + origin_y
+        # dm-clrs truncates each coordinate here too (and once more after sampling).
+        xs = np.array(d.truncate(list(xs)), dtype=np.float64)
+        ys = np.array(d.truncate(list(ys)), dtype=np.float64)
+        if not _has_collinear(xs, ys, collineararity_eps):
+            return [xs, ys]
+    raise UserError(f"convex hull sampler: no {length} points without collinear triples in "
+                    f"{collinearity_resampling_attempts} tries; raise collineararity_eps")
+
+
+GENERATORS: dict[str, Callable[..., list]] = {
+    "insertion_sort": _sorting, "bubble_sort": _sorting, "heapsort": _sorting,
+    "quicksort": _sorting, "quickselect": _sorting, "minimum": _sorting,
+    "binary_search": _search,
+    "find_maximum_subarray": _max_subarray, "find_maximum_subarray_kadane": _max_subarray,
+    "matrix_chain_order": _sorting, "lcs_length": _lcs, "optimal_bst": _optimal_bst,
+    "activity_selector": _activity, "task_scheduling": _task,
+    "dfs": _dfs, "topological_sort": _topo, "strongly_connected_components": _scc,
+    "articulation_points": _articulation, "bridges": _articulation, "bfs": _bfs,
+    "mst_kruskal": _mst, "mst_prim": _bellman_ford, "bellman_ford": _bellman_ford,
+    "dag_shortest_paths": _dag_path, "dijkstra": _bellman_ford,
+    "floyd_warshall": _floyd_warshall, "bipartite_matching": _bipartite,
+    "naive_string_matcher": _matcher, "kmp_matcher": _matcher,
+    "segments_intersect": _segments, "graham_scan": _convex_hull, "jarvis_march": _convex_hull,
+}
+
+
+def _stack(values: list) -> Any:
+    """Batch one argument: equal-shape arrays/scalars stack; ragged arrays stay a list."""
+    first = np.asarray(values[0])
+    if all(np.shape(v) == first.shape for v in values):
+        return np.stack([np.asarray(v) for v in values])
+    return [np.asarray(v) for v in values]
+
+
+class Sampler:
+    """A CLRS sampler: same constructor semantics, random stream and `next` as dm-clrs's."""
+
+    def __init__(self, name: str, num_samples: int, length: int, *, seed: int | None = None,
+                 track_max_steps: bool = True, truncate_decimals: int | None = None,
+                 **kwargs: Any) -> None:
+        if name not in GENERATORS:
+            raise UserError(f"unknown CLRS algorithm {name!r}; accepted: "
+                            f"{', '.join(sorted(GENERATORS))}")
+        self.name = name
+        self.spec = specs.SPECS[name]
+        self._generator = GENERATORS[name]
+        accepted = inspect.signature(self._generator).parameters
+        self._kwargs = {k: v for k, v in kwargs.items() if k in accepted}
+        if set(self._kwargs) != set(kwargs):  # dm-clrs drops them with a warning too
+            warnings.warn(f"{name}: ignoring sampler kwargs {sorted(set(kwargs) - set(accepted))}",
+                          stacklevel=2)
+        self._length = length
+        self._rng = np.random.RandomState(seed)
+        self._draws = _Draws(self._rng, truncate_decimals)
+        self._num_samples = num_samples
+        self._track_max_steps = track_max_steps
+        if num_samples < 0:
+            self.max_steps = -1
+            if track_max_steps:  # dm-clrs: 1000 samples to estimate the padding length
+                self.max_steps = int(self._make_batch(1000).lengths.max())
+        else:
+            self._data = self._make_batch(num_samples)
+
+    def _make_batch(self, num_samples: int, min_length: int = 0) -> Batch:
+        args = []
+        for _ in range(num_samples):
+            data = self._generator(self._draws, self._length, **self._kwargs)
+            args.append(self._draws.truncate(data))
+        batch = run_batch(self.name, *(_stack(list(column)) for column in zip(*args)))
+        return _pad_hints(batch, min_length)
+
+    def next(self, batch_size: int | None = None) -> Batch:
+        """A batch: drawn with replacement from the dataset, or generated on the fly."""
+        if not batch_size:
+            if self._num_samples < 0:
+                raise UserError("next(): an on-the-fly sampler (num_samples < 0) needs batch_size")
+            return self._data
+        if self._num_samples < 0:
+            min_length = self.max_steps if self._track_max_steps else 0
+            batch = self._make_batch(batch_size, min_length)
+            if self._track_max_steps:
+                self.max_steps = max(self.max_steps, int(batch.lengths.max()))
+            return batch
+        if batch_size > self._num_samples:
+            raise UserError(f"next(): batch_size {batch_size} > dataset size {self._num_samples}")
+        index = self._rng.choice(self._num_samples, (batch_size,), replace=True)
+        return self._data.select(index)
+
+
+def _pad_hints(batch: Batch, min_length: int) -> Batch:
+    t_max = next(iter(batch.hints.values())).shape[0]
+    if t_max >= min_length:
+        return batch
+    pad = min_length - t_max
+    batch.hints = {k: np.concatenate([v, np.zeros((pad,) + v.shape[1:])])
+                   for k, v in batch.hints.items()}
+    return batch
+
+
+def sample(name: str, num_samples: int, length: int, seed: int | None = None,
+           **kwargs: Any) -> Batch:
+    """The dataset of `build_sampler(name, num_samples, length=length, seed=seed, **kwargs)`."""
+    if num_samples <= 0:
+        raise UserError(f"sample(): num_samples must be positive, got {num_samples}")
+    return Sampler(name, num_samples, length, seed=seed, **kwargs).next()
+
