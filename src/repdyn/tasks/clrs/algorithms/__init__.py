@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from repdyn.bench.errors import UserError
-from repdyn.tasks.clrs.algorithms import depth_first, graphs
+from repdyn.tasks.clrs.algorithms import depth_first, graphs, searching, sorting
 from repdyn.tasks.clrs.probes import Batch, Trajectory
 
 ALGORITHMS: dict[str, Callable[..., Batch]] = {
@@ -27,6 +27,13 @@ ALGORITHMS: dict[str, Callable[..., Batch]] = {
     "bridges": depth_first.bridges,
     "strongly_connected_components": depth_first.strongly_connected_components,
     "dag_shortest_paths": depth_first.dag_shortest_paths,
+    "insertion_sort": sorting.insertion_sort,
+    "bubble_sort": sorting.bubble_sort,
+    "heapsort": sorting.heapsort,
+    "quicksort": sorting.quicksort,
+    "minimum": searching.minimum,
+    "binary_search": searching.binary_search,
+    "quickselect": searching.quickselect,
 }
 
 
