@@ -11,7 +11,8 @@ from typing import Callable
 import numpy as np
 
 from repdyn.bench.errors import UserError
-from repdyn.tasks.clrs.algorithms import depth_first, graphs, searching, sorting
+from repdyn.tasks.clrs.algorithms import (depth_first, divide_and_conquer, dynamic_programming,
+                                          graphs, greedy, searching, sorting)
 from repdyn.tasks.clrs.probes import Batch, Trajectory
 
 ALGORITHMS: dict[str, Callable[..., Batch]] = {
@@ -34,6 +35,12 @@ ALGORITHMS: dict[str, Callable[..., Batch]] = {
     "minimum": searching.minimum,
     "binary_search": searching.binary_search,
     "quickselect": searching.quickselect,
+    "find_maximum_subarray_kadane": divide_and_conquer.find_maximum_subarray_kadane,
+    "matrix_chain_order": dynamic_programming.matrix_chain_order,
+    "lcs_length": dynamic_programming.lcs_length,
+    "optimal_bst": dynamic_programming.optimal_bst,
+    "activity_selector": greedy.activity_selector,
+    "task_scheduling": greedy.task_scheduling,
 }
 
 
