@@ -169,3 +169,26 @@ def rows(batch: int) -> np.ndarray:
 def first_true(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per row, whether any entry is true and the index of the first true entry (0 if none)."""
     return mask.any(-1), mask.argmax(-1)
+
+
+def merge_batches(parts: list[Batch], groups: list[np.ndarray]) -> Batch:
+    """One batch from sub-batches of the same algorithm and node count.
+
+    `groups[g]` lists the positions in the merged batch of `parts[g]`'s instances; hints are
+    zero-padded to the longest T.
+    """
+    order = np.argsort(np.concatenate(groups), kind="stable")
+    t_max = max(next(iter(p.hints.values())).shape[0] for p in parts)
+
+    def cat(key: str, axis: int) -> dict[str, np.ndarray]:
+        out = {}
+        for name in getattr(parts[0], key):
+            arrays = [getattr(p, key)[name] for p in parts]
+            if axis == 1:
+                arrays = [np.concatenate([a, np.zeros((t_max - len(a),) + a.shape[1:])])
+                          for a in arrays]
+            out[name] = np.take(np.concatenate(arrays, axis), order, axis)
+        return out
+
+    lengths = np.concatenate([p.lengths for p in parts])[order]
+    return Batch(parts[0].name, cat("inputs", 0), cat("hints", 1), cat("outputs", 0), lengths)

@@ -12,7 +12,8 @@ import numpy as np
 
 from repdyn.bench.errors import UserError
 from repdyn.tasks.clrs.algorithms import (depth_first, divide_and_conquer, dynamic_programming,
-                                          graphs, greedy, searching, sorting)
+                                          geometry, graphs, greedy, searching, sorting,
+                                          strings)
 from repdyn.tasks.clrs.probes import Batch, Trajectory
 
 ALGORITHMS: dict[str, Callable[..., Batch]] = {
@@ -41,6 +42,11 @@ ALGORITHMS: dict[str, Callable[..., Batch]] = {
     "optimal_bst": dynamic_programming.optimal_bst,
     "activity_selector": greedy.activity_selector,
     "task_scheduling": greedy.task_scheduling,
+    "segments_intersect": geometry.segments_intersect,
+    "graham_scan": geometry.graham_scan,
+    "jarvis_march": geometry.jarvis_march,
+    "naive_string_matcher": strings.naive_string_matcher,
+    "kmp_matcher": strings.kmp_matcher,
 }
 
 
