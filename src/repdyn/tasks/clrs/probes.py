@@ -103,6 +103,8 @@ class HintTape:
 
     def push(self, active: np.ndarray, **values: np.ndarray) -> None:
         """Append the current state (each value [B, ...]) for the instances in `active`."""
+        if not np.any(active):
+            return
         for k, v in values.items():
             self._frames.setdefault(k, []).append(np.array(v, dtype=np.float64))
         self._active.append(np.array(active, dtype=bool))
