@@ -93,31 +93,47 @@ class HintTape:
     """Records one hint snapshot per lockstep step for a batch of instances.
 
     Every algorithm here advances all unfinished instances by exactly one CLRS `push` per step,
-    so step t holds hint t of every instance still `active`; rows of finished instances are
-    zeroed at the end, which gives CLRS's zero-padded [T_max, B, ...] layout directly.
+    so step t holds hint t of every instance still `active`. Snapshots are written straight into
+    zero-initialised [capacity, B, ...] float64 buffers (grown by doubling), leaving the rows of
+    finished instances at zero: CLRS's padded [T_max, B, ...] layout in one pass.
     """
 
-    def __init__(self) -> None:
-        self._frames: dict[str, list[np.ndarray]] = {}
-        self._active: list[np.ndarray] = []
+    def __init__(self, capacity: int = 16) -> None:
+        self._capacity = max(1, capacity)
+        self._buffers: dict[str, np.ndarray] = {}
+        self._steps = 0
+        self._lengths: np.ndarray | None = None
 
     def push(self, active: np.ndarray, **values: np.ndarray) -> None:
-        """Append the current state (each value [B, ...]) for the instances in `active`."""
-        if not np.any(active):
+        """Record the current state (each value [B, ...]) for the instances in `active`."""
+        active = np.asarray(active, dtype=bool)
+        if not active.any():
             return
+        if self._lengths is None:
+            self._lengths = np.zeros(active.shape[0], dtype=np.int64)
+        if self._steps == self._capacity:
+            self._capacity *= 2
+            for k, buf in self._buffers.items():
+                grown = np.zeros((self._capacity,) + buf.shape[1:])
+                grown[:self._steps] = buf[:self._steps]
+                self._buffers[k] = grown
+        idle = np.nonzero(~active)[0]
         for k, v in values.items():
-            self._frames.setdefault(k, []).append(np.array(v, dtype=np.float64))
-        self._active.append(np.array(active, dtype=bool))
+            v = np.asarray(v)
+            buf = self._buffers.get(k)
+            if buf is None:
+                buf = self._buffers[k] = np.zeros((self._capacity,) + v.shape)
+            frame = buf[self._steps]
+            frame[...] = v
+            if len(idle):
+                frame[idle] = 0.0
+        self._lengths += active
+        self._steps += 1
 
     def finish(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Hints [T, B, ...] (zero past each length) and lengths [B] (int64)."""
-        active = np.stack(self._active)
-        hints = {}
-        for k, frames in self._frames.items():
-            data = np.stack(frames)
-            mask = active.reshape(active.shape + (1,) * (data.ndim - 2))
-            hints[k] = np.where(mask, data, 0.0)
-        return hints, active.sum(0).astype(np.int64)
+        hints = {k: buf[:self._steps] for k, buf in self._buffers.items()}
+        return hints, self._lengths
 
 
 def one_hot(index: np.ndarray, n: int) -> np.ndarray:

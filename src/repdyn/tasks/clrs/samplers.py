@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import inspect
 import itertools
+import math
 import warnings
 from functools import lru_cache
 from typing import Any, Callable
@@ -24,6 +25,52 @@ from repdyn.bench.errors import UserError
 from repdyn.tasks.clrs import specs
 from repdyn.tasks.clrs.algorithms import run_batch
 from repdyn.tasks.clrs.probes import Batch
+
+
+def bernoulli(rng: np.random.RandomState, p: float, size: tuple[int, ...]) -> np.ndarray:
+    """`rng.binomial(1, p, size)`, bit for bit and leaving `rng` in the same state, but fast.
+
+    numpy's legacy binomial with n = 1 is an inversion (CLRS's graphs use it per edge): one
+    uniform U per draw, X = [U > q^n] for p <= 0.5 (mirrored for p > 0.5), and - only when
+    U - q^n > p q^n / q in float arithmetic, a case of probability ~1e-16 - a redraw. Drawing
+    all U with `random_sample` consumes the same stream; a redraw, if ever, is replayed exactly.
+    """
+    flip = p > 0.5
+    p_eff = 1.0 - p if flip else p
+    q = 1.0 - p_eff
+    qn = math.exp(1 * math.log(q)) if q > 0 else 0.0
+    count = int(np.prod(size))
+    u = rng.random_sample(count)
+    x = u > qn
+    if np.any(x & (u - qn > (p_eff * qn) / q if q > 0 else x)):
+        x = np.array(_inversion_draws(rng, list(u), p_eff, q, qn, count), dtype=bool)
+    out = (~x if flip else x).astype(np.int64)
+    return out.reshape(size)
+
+
+def _inversion_draws(rng: np.random.RandomState, us: list, p: float, q: float, qn: float,
+                     count: int) -> list[bool]:
+    """numpy's `legacy_random_binomial_inversion` for n = 1, replayed draw by draw."""
+    out, k = [], 0
+
+    def next_u() -> float:
+        nonlocal k
+        if k == len(us):
+            us.append(float(rng.random_sample()))
+        k += 1
+        return us[k - 1]
+
+    for _ in range(count):
+        x, px, u = 0, qn, next_u()
+        while u > px:
+            x += 1
+            if x > 1:  # bound = min(n, np + 10 sqrt(npq + 1)) = 1
+                x, px, u = 0, qn, next_u()
+            else:
+                u -= px
+                px = ((1 - x + 1) * p * px) / (x * q)
+        out.append(x == 1)
+    return out
 
 
 class _Draws:
@@ -42,7 +89,7 @@ class _Draws:
     def er_graph(self, n: int, p: float = 0.5, directed: bool = False, acyclic: bool = False,
                  weighted: bool = False, low: float = 0.0, high: float = 1.0) -> np.ndarray:
         """Erdos-Renyi graph with self-loops possible (clrs.md §2.2)."""
-        mat = self.rng.binomial(1, p, size=(n, n))
+        mat = bernoulli(self.rng, p, (n, n))
         if not directed:
             mat = mat * mat.T
         elif acyclic:
@@ -78,11 +125,17 @@ class _Draws:
         perm = self.rng.permutation(n)
         return mat[perm, :][:, perm]
 
+    def choice(self, a: Any) -> Any:
+        """`rng.choice(a)` for an int or a 1-d sequence, drawn via the same `randint` call."""
+        if isinstance(a, (int, np.integer)):
+            return self.rng.randint(0, a)
+        return a[self.rng.randint(0, len(a))]
+
     def truncate(self, data: Any) -> Any:
         """dm-clrs's `_trunc_array`: truncate float arrays and floats to the set decimals."""
-        data = copy.deepcopy(data)
         if not self.truncate_decimals:
             return data
+        data = copy.deepcopy(data)
         scale = 10 ** self.truncate_decimals
         for i in range(len(data)):
             x = data[i]
@@ -135,46 +188,46 @@ def _task(d: _Draws, length: int, max_deadline: int | None = None, low: float = 
 
 
 def _dfs(d: _Draws, length: int, p: tuple = (0.5,)) -> list:
-    return [d.er_graph(length, d.rng.choice(p), directed=True)]
+    return [d.er_graph(length, d.choice(p), directed=True)]
 
 
 def _bfs(d: _Draws, length: int, p: tuple = (0.5,)) -> list:
-    graph = d.er_graph(length, d.rng.choice(p))
-    return [graph, d.rng.choice(length)]
+    graph = d.er_graph(length, d.choice(p))
+    return [graph, d.choice(length)]
 
 
 def _topo(d: _Draws, length: int, p: tuple = (0.5,)) -> list:
-    return [d.er_graph(length, d.rng.choice(p), directed=True, acyclic=True)]
+    return [d.er_graph(length, d.choice(p), directed=True, acyclic=True)]
 
 
 def _articulation(d: _Draws, length: int, p: tuple = (0.2,)) -> list:
-    return [d.er_graph(length, d.rng.choice(p))]
+    return [d.er_graph(length, d.choice(p))]
 
 
 def _mst(d: _Draws, length: int, p: tuple = (0.2,), low: float = 0.0, high: float = 1.0) -> list:
-    return [d.er_graph(length, d.rng.choice(p), weighted=True, low=low, high=high)]
+    return [d.er_graph(length, d.choice(p), weighted=True, low=low, high=high)]
 
 
 def _bellman_ford(d: _Draws, length: int, p: tuple = (0.5,), low: float = 0.0,
                   high: float = 1.0) -> list:
-    graph = d.er_graph(length, d.rng.choice(p), weighted=True, low=low, high=high)
-    return [graph, d.rng.choice(length)]
+    graph = d.er_graph(length, d.choice(p), weighted=True, low=low, high=high)
+    return [graph, d.choice(length)]
 
 
 def _dag_path(d: _Draws, length: int, p: tuple = (0.5,), low: float = 0.0,
               high: float = 1.0) -> list:
-    graph = d.er_graph(length, d.rng.choice(p), directed=True, acyclic=True, weighted=True,
+    graph = d.er_graph(length, d.choice(p), directed=True, acyclic=True, weighted=True,
                        low=low, high=high)
-    return [graph, d.rng.choice(length)]
+    return [graph, d.choice(length)]
 
 
 def _floyd_warshall(d: _Draws, length: int, p: tuple = (0.5,), low: float = 0.0,
                     high: float = 1.0) -> list:
-    return [d.er_graph(length, d.rng.choice(p), weighted=True, low=low, high=high)]
+    return [d.er_graph(length, d.choice(p), weighted=True, low=low, high=high)]
 
 
 def _scc(d: _Draws, length: int, k: int = 4, p: tuple = (0.5,), eps: float = 0.01) -> list:
-    return [d.community_graph(length, k=k, p=d.rng.choice(p), eps=eps, directed=True)]
+    return [d.community_graph(length, k=k, p=d.choice(p), eps=eps, directed=True)]
 
 
 def _bipartite(d: _Draws, length: int, length_2: int | None = None, p: tuple = (0.3,)) -> list:
@@ -182,7 +235,7 @@ def _bipartite(d: _Draws, length: int, length_2: int | None = None, p: tuple = (
         length_2 = length // 2
         length -= length_2
     n, m = length, length_2
-    prob = d.rng.choice(p)
+    prob = d.choice(p)
     mat = np.zeros((n + m + 2, n + m + 2))
     mat[0, 1:n + 1] = 1.0  # supersource
     mat[n + 1:n + m + 1, n + m + 1] = 1.0  # supersink
@@ -198,7 +251,7 @@ def _matcher(d: _Draws, length: int, length_needle: int | None = None, chars: in
     length_haystack = length - length_needle
     needle = d.string(length_needle, chars)
     haystack = d.string(length_haystack, chars)
-    at = d.rng.choice(length_haystack - length_needle)
+    at = d.choice(length_haystack - length_needle)
     haystack[at:at + length_needle] = needle
     return [haystack, needle]
 
