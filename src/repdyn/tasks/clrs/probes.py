@@ -15,6 +15,7 @@ one-hot over the last axis; masks hold 0/1 and -1 (= masked).
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -136,9 +137,16 @@ class HintTape:
         return hints, self._lengths
 
 
+@functools.lru_cache(maxsize=64)
+def _eye(n: int) -> np.ndarray:
+    eye = np.eye(n)
+    eye.flags.writeable = False
+    return eye
+
+
 def one_hot(index: np.ndarray, n: int) -> np.ndarray:
     """Batched `probing.mask_one`: [B] indices -> [B, n] float64 one-hot."""
-    return np.eye(n)[np.asarray(index, dtype=np.int64)]
+    return _eye(n)[index]
 
 
 def node_pos(batch: int, n: int) -> np.ndarray:

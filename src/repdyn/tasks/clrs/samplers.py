@@ -39,7 +39,7 @@ def bernoulli(rng: np.random.RandomState, p: float, size: tuple[int, ...]) -> np
     p_eff = 1.0 - p if flip else p
     q = 1.0 - p_eff
     qn = math.exp(1 * math.log(q)) if q > 0 else 0.0
-    count = int(np.prod(size))
+    count = math.prod(size)
     u = rng.random_sample(count)
     x = u > qn
     if np.any(x & (u - qn > (p_eff * qn) / q if q > 0 else x)):
@@ -129,6 +129,8 @@ class _Draws:
         """`rng.choice(a)` for an int or a 1-d sequence, drawn via the same `randint` call."""
         if isinstance(a, (int, np.integer)):
             return self.rng.randint(0, a)
+        if len(a) == 1:  # randint(0, 1) draws nothing from the stream
+            return a[0]
         return a[self.rng.randint(0, len(a))]
 
     def truncate(self, data: Any) -> Any:

@@ -73,7 +73,7 @@ class _DepthFirst:
     # ----------------------------------------------------------------------------- hints
     def hints(self) -> dict[str, np.ndarray]:
         n = self.n
-        common = {"color": np.eye(3)[self.color], "s_prev": self.s_prev,
+        common = {"color": one_hot(self.color, 3), "s_prev": self.s_prev,
                   "u": one_hot(self.u, n), "v": one_hot(self.v, n),
                   "s_last": one_hot(self.s_last, n)}
         if self.kind != "dag_shortest_paths":
@@ -271,7 +271,7 @@ class _DepthFirst:
 def _run(kind: str, A: np.ndarray, source: np.ndarray | None = None) -> tuple[_DepthFirst, dict,
                                                                                 np.ndarray]:
     state = _DepthFirst(kind, A, source)
-    tape = HintTape()
+    tape = HintTape(4 * A.shape[1])
     while True:
         pushed = state.step()
         if not pushed.any():

@@ -16,7 +16,7 @@ def find_maximum_subarray_kadane(A: np.ndarray) -> Batch:
     zero = np.zeros(batch, dtype=np.int64)
     low, high, start = zero.copy(), zero.copy(), zero.copy()
     best, total = A[:, 0].copy(), A[:, 0].copy()
-    tape, all_on = HintTape(), np.ones(batch, dtype=bool)
+    tape, all_on = HintTape(n), np.ones(batch, dtype=bool)
     tape.push(all_on, pred_h=pred, best_low=one_hot(low, n), best_high=one_hot(high, n),
               best_sum=best, i=one_hot(start, n), j=one_hot(zero, n), sum=total)
     for j in range(1, n):

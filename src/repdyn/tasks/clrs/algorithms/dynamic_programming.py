@@ -135,7 +135,7 @@ def optimal_bst(p: np.ndarray, q: np.ndarray) -> Batch:
     w[:, ids, ids] = q
     msk[:, ids, ids] = 1
     pred = _identity_pred(batch, size)
-    tape, all_on = HintTape(), np.ones(batch, dtype=bool)
+    tape, all_on = HintTape(n + 1), np.ones(batch, dtype=bool)
     tape.push(all_on, pred_h=pred, root_h=root, e=e, w=w, msk=msk)
     for length in range(1, n + 1):
         i = np.arange(n - length + 1)

@@ -24,7 +24,7 @@ def segments_intersect(xs: np.ndarray, ys: np.ndarray) -> Batch:
     xs, ys = np.asarray(xs), np.asarray(ys)
     batch, n = xs.shape
     dirs, on_seg = np.zeros((batch, n)), np.zeros((batch, n))
-    tape, all_on = HintTape(), np.ones(batch, dtype=bool)
+    tape, all_on = HintTape(5), np.ones(batch, dtype=bool)
 
     def push(i: int, j: int, k: int) -> None:
         tape.push(all_on, i=one_hot(np.full(batch, i), n), j=one_hot(np.full(batch, j), n),
@@ -65,7 +65,7 @@ def graham_scan(xs: np.ndarray, ys: np.ndarray) -> Batch:
     r = rows(batch)
     in_hull, atans = np.zeros((batch, n)), np.zeros((batch, n))
     stack_prev = np.broadcast_to(np.arange(n), (batch, n)).copy()
-    tape = HintTape()
+    tape = HintTape(2 * n + 3)
 
     def push(active, best, last, i, phase) -> None:
         tape.push(active, best=one_hot(best, n), atans=atans, in_hull_h=in_hull,
@@ -114,7 +114,7 @@ def jarvis_march(xs: np.ndarray, ys: np.ndarray) -> Batch:
     r = rows(batch)
     pred = _identity_pred(batch, n)
     in_hull = np.zeros((batch, n))
-    tape = HintTape()
+    tape = HintTape(4 * n)
 
     def push(active, best, last, end, i, phase) -> None:
         tape.push(active, pred_h=pred, in_hull_h=in_hull, best=one_hot(best, n),

@@ -42,7 +42,7 @@ def bfs(A: np.ndarray, s: np.ndarray) -> Batch:
     reach[rows(batch), s] = 1
     pi = np.broadcast_to(ids, (batch, n)).copy()
     edge = A > 0
-    tape, active = HintTape(), np.ones(batch, dtype=bool)
+    tape, active = HintTape(n + 1), np.ones(batch, dtype=bool)
     while active.any():
         tape.push(active, reach_h=reach, pi_h=pi)
         cand = edge & (reach == 1)[:, :, None]
@@ -64,7 +64,7 @@ def bellman_ford(A: np.ndarray, s: np.ndarray) -> Batch:
     msk = np.zeros((batch, n))
     msk[rows(batch), s] = 1
     pi = np.broadcast_to(np.arange(n), (batch, n)).copy()
-    tape, active = HintTape(), np.ones(batch, dtype=bool)
+    tape, active = HintTape(n + 1), np.ones(batch, dtype=bool)
     while active.any():
         tape.push(active, pi_h=pi, d=d, msk=msk)
         cand = (msk == 1)[:, :, None] & (A != 0)
@@ -92,7 +92,7 @@ def _greedy_tree(name: str, A: np.ndarray, s: np.ndarray, prim: bool) -> Batch:
     in_queue[r, s] = 1
     pi = np.broadcast_to(np.arange(n), (batch, n)).copy()
     key_name = "key" if prim else "d"
-    tape, active = HintTape(), np.ones(batch, dtype=bool)
+    tape, active = HintTape(n + 1), np.ones(batch, dtype=bool)
     tape.push(active, pi_h=pi, **{key_name: key}, mark=mark, in_queue=in_queue, u=one_hot(s, n))
     for _ in range(n):
         u = first_of_argsort(key + (1.0 - in_queue) * 1e9)
@@ -130,7 +130,7 @@ def floyd_warshall(A: np.ndarray) -> Batch:
     D = A.copy()
     Pi = np.broadcast_to(np.arange(n, dtype=np.float64)[:, None], (batch, n, n)).copy()
     msk = graph_adj(A)
-    tape, active = HintTape(), np.ones(batch, dtype=bool)
+    tape, active = HintTape(n), np.ones(batch, dtype=bool)
     for k in range(n):
         tape.push(active, Pi_h=Pi, D=D, msk=msk, k=one_hot(np.full(batch, k), n))
         ok = (msk[:, :, k] > 0)[:, :, None] & (msk[:, k, :] > 0)[:, None, :]
@@ -175,7 +175,7 @@ def mst_kruskal(A: np.ndarray) -> Batch:
     edge = np.zeros(batch, dtype=np.int64)
     mode = np.where(n_edges > 0, _START, _DONE)
     phase = np.zeros(batch, dtype=np.int64)
-    tape = HintTape()
+    tape = HintTape(4 * n)
 
     def push(active: np.ndarray) -> None:
         tape.push(active, in_mst_h=in_mst, pi=pi, u=one_hot(u, n), v=one_hot(v, n),

@@ -17,7 +17,7 @@ def minimum(A: np.ndarray) -> Batch:
     A = np.asarray(A)
     batch, n = A.shape
     pred = _identity_pred(batch, n)
-    tape, all_on = HintTape(), np.ones(batch, dtype=bool)
+    tape, all_on = HintTape(n), np.ones(batch, dtype=bool)
     best = np.zeros(batch, dtype=np.int64)
     r = rows(batch)
     tape.push(all_on, pred_h=pred, min_h=one_hot(best, n), i=one_hot(best, n))
@@ -60,7 +60,7 @@ def quickselect(A: np.ndarray) -> Batch:
     target = np.full(batch, n // 2)
     running = np.ones(batch, dtype=bool)
     median = np.zeros(batch, dtype=np.int64)
-    tape = HintTape()
+    tape = HintTape(2 * n)
     while running.any():
         idx = np.nonzero(running)[0]
         loop, fin = part.step(idx)

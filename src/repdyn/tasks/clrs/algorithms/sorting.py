@@ -32,7 +32,7 @@ def insertion_sort(A: np.ndarray) -> Batch:
     arr, order, r, inputs = _start(A)
     batch, n = arr.shape
     cols = np.arange(n)
-    tape, all_on = HintTape(), np.ones(batch, dtype=bool)
+    tape, all_on = HintTape(n), np.ones(batch, dtype=bool)
     zero = one_hot(np.zeros(batch, dtype=np.int64), n)
     tape.push(all_on, pred_h=pred_pointers(order), i=zero, j=zero)
     for j in range(1, n):
@@ -52,7 +52,7 @@ def bubble_sort(A: np.ndarray) -> Batch:
     """Bubble sort: one hint per comparison, n(n-1)/2 + 1 in all."""
     arr, order, r, inputs = _start(A)
     batch, n = arr.shape
-    tape, all_on = HintTape(), np.ones(batch, dtype=bool)
+    tape, all_on = HintTape(n * (n - 1) // 2 + 1), np.ones(batch, dtype=bool)
     zero = one_hot(np.zeros(batch, dtype=np.int64), n)
     tape.push(all_on, pred_h=pred_pointers(order), i=zero, j=zero)
     for i in range(n - 1):
@@ -73,7 +73,7 @@ def heapsort(A: np.ndarray) -> Batch:
     arr, order, r, inputs = _start(A)
     batch, n = arr.shape
     last = np.full(batch, n - 1)
-    tape = HintTape()
+    tape = HintTape(4 * n)
     tape.push(np.ones(batch, dtype=bool), pred_h=pred_pointers(order),
               parent=heap_pointers(order, np.full(batch, n)), i=one_hot(last, n),
               j=one_hot(last, n), largest=one_hot(last, n), heap_size=one_hot(last, n),
@@ -165,7 +165,7 @@ def quicksort(A: np.ndarray) -> Batch:
     stack = np.zeros((batch, n + 2, 2), dtype=np.int64)
     depth = np.zeros(batch, dtype=np.int64)
     mode = np.where(n > 1, _PART, _DONE) * np.ones(batch, dtype=np.int64)
-    tape = HintTape()
+    tape = HintTape(4 * n)
     while True:
         need = np.nonzero(mode == _NEXT)[0]
         while len(need):  # pop until a range with p < r, like the recursion's `if p < r`

@@ -34,7 +34,7 @@ def _naive(T: np.ndarray, P: np.ndarray) -> Batch:
     s = np.zeros(batch, dtype=np.int64)
     i, j = s.copy(), s.copy()
     match = np.full(batch, n_t)  # dm-clrs's convention when there is no match
-    tape, active = HintTape(), np.ones(batch, dtype=bool)
+    tape, active = HintTape(2 * n_t), np.ones(batch, dtype=bool)
     while active.any():
         tape.push(active, pred_h=pred, s=one_hot(s, size), i=one_hot(i, size),
                   j=one_hot(n_t + j, size))
@@ -74,7 +74,7 @@ def _kmp(T: np.ndarray, P: np.ndarray) -> Batch:
     q = np.full(batch, 1 if n_p > 1 else 0)  # dm-clrs's `delta`, for |P| = 1
     q_reset, s, i, phase = np.ones(batch, dtype=np.int64), k.copy(), k.copy(), k.copy()
     match = np.full(batch, n_t)  # dm-clrs's convention when there is no match
-    tape = HintTape()
+    tape = HintTape(2 * size)
 
     def at(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
         return a[r, np.clip(idx, 0, a.shape[1] - 1)]
