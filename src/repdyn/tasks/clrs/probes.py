@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import NamedTuple
 
 import numpy as np
 
@@ -90,6 +91,13 @@ def _cast(a: np.ndarray, integer: bool) -> np.ndarray:
     return a.astype(np.int64) if integer else a
 
 
+class OneHot(NamedTuple):
+    """A mask_one / categorical hint given by its indices [B, ...]; the tape writes only ones."""
+
+    index: np.ndarray
+    size: int
+
+
 class HintTape:
     """Records one hint snapshot per lockstep step for a batch of instances.
 
@@ -119,17 +127,29 @@ class HintTape:
                 grown[:self._steps] = buf[:self._steps]
                 self._buffers[k] = grown
         idle = np.nonzero(~active)[0]
+        live = np.nonzero(active)[0]
         for k, v in values.items():
+            if isinstance(v, OneHot):  # fresh buffers are zero: set the ones of live rows
+                index = np.asarray(v.index)
+                if index.ndim == 0:
+                    index = np.broadcast_to(index, active.shape)
+                frame = self._buffer(k, index.shape + (v.size,))[self._steps]
+                grid = np.ix_(live, *[np.arange(d) for d in index.shape[1:]])
+                frame[grid + (index[live],)] = 1.0
+                continue
             v = np.asarray(v)
-            buf = self._buffers.get(k)
-            if buf is None:
-                buf = self._buffers[k] = np.zeros((self._capacity,) + v.shape)
-            frame = buf[self._steps]
+            frame = self._buffer(k, v.shape)[self._steps]
             frame[...] = v
             if len(idle):
                 frame[idle] = 0.0
         self._lengths += active
         self._steps += 1
+
+    def _buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        buf = self._buffers.get(name)
+        if buf is None:  # np.zeros maps lazily: unused capacity costs no memory
+            buf = self._buffers[name] = np.zeros((self._capacity,) + tuple(shape))
+        return buf
 
     def finish(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Hints [T, B, ...] (zero past each length) and lengths [B] (int64)."""

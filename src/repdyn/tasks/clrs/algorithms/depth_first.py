@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from repdyn.tasks.clrs import specs
-from repdyn.tasks.clrs.probes import (Batch, HintTape, graph_adj, node_pos, one_hot,
+from repdyn.tasks.clrs.probes import (OneHot, Batch, HintTape, graph_adj, node_pos, one_hot,
                                       rows)
 
 _START, _CHECK, _SCAN, _RELAX, _DONE = range(5)
@@ -73,11 +73,11 @@ class _DepthFirst:
     # ----------------------------------------------------------------------------- hints
     def hints(self) -> dict[str, np.ndarray]:
         n = self.n
-        common = {"color": one_hot(self.color, 3), "s_prev": self.s_prev,
-                  "u": one_hot(self.u, n), "v": one_hot(self.v, n),
-                  "s_last": one_hot(self.s_last, n)}
+        common = {"color": OneHot(self.color, 3), "s_prev": self.s_prev,
+                  "u": OneHot(self.u, n), "v": OneHot(self.v, n),
+                  "s_last": OneHot(self.s_last, n)}
         if self.kind != "dag_shortest_paths":
-            common["s"] = one_hot(self.s, n)
+            common["s"] = OneHot(self.s, n)
         timing = {"d": self.d, "f": self.f, "time": self.time}
         if self.kind == "dfs":
             return {"pi_h": self.pi, **timing, **common}
@@ -90,7 +90,7 @@ class _DepthFirst:
         if self.kind == "strongly_connected_components":
             return {"scc_id_h": self.scc_id, "A_t": self.A_t_hint, "phase": self.phase,
                     **timing, **common}
-        topo = {"topo_h": self.topo, "topo_head_h": one_hot(self.topo_head, n)}
+        topo = {"topo_h": self.topo, "topo_head_h": OneHot(self.topo_head, n)}
         if self.kind == "topological_sort":
             return {**topo, **common}
         return {"pi_h": self.pi, "d": self.dist, "mark": self.mark, "phase": self.phase,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from repdyn.tasks.clrs.algorithms.searching import _identity_pred
-from repdyn.tasks.clrs.probes import Batch, HintTape, node_pos, one_hot
+from repdyn.tasks.clrs.probes import OneHot, Batch, HintTape, node_pos, one_hot
 
 
 def find_maximum_subarray_kadane(A: np.ndarray) -> Batch:
@@ -17,8 +17,8 @@ def find_maximum_subarray_kadane(A: np.ndarray) -> Batch:
     low, high, start = zero.copy(), zero.copy(), zero.copy()
     best, total = A[:, 0].copy(), A[:, 0].copy()
     tape, all_on = HintTape(n), np.ones(batch, dtype=bool)
-    tape.push(all_on, pred_h=pred, best_low=one_hot(low, n), best_high=one_hot(high, n),
-              best_sum=best, i=one_hot(start, n), j=one_hot(zero, n), sum=total)
+    tape.push(all_on, pred_h=pred, best_low=OneHot(low, n), best_high=OneHot(high, n),
+              best_sum=best, i=OneHot(start, n), j=OneHot(zero, n), sum=total)
     for j in range(1, n):
         x = A[:, j]
         extend = total + x >= x
@@ -27,8 +27,8 @@ def find_maximum_subarray_kadane(A: np.ndarray) -> Batch:
         better = total > best
         low, high = np.where(better, start, low), np.where(better, j, high)
         best = np.where(better, total, best)
-        tape.push(all_on, pred_h=pred, best_low=one_hot(low, n), best_high=one_hot(high, n),
-                  best_sum=best, i=one_hot(start, n), j=one_hot(np.full(batch, j), n), sum=total)
+        tape.push(all_on, pred_h=pred, best_low=OneHot(low, n), best_high=OneHot(high, n),
+                  best_sum=best, i=OneHot(start, n), j=OneHot(np.full(batch, j), n), sum=total)
     hints, lengths = tape.finish()
     return Batch("find_maximum_subarray_kadane", {"pos": node_pos(batch, n), "key": A.copy()},
                  hints, {"start": one_hot(low, n), "end": one_hot(high, n)}, lengths)

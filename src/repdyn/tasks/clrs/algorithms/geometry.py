@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from repdyn.tasks.clrs.algorithms.searching import _identity_pred
-from repdyn.tasks.clrs.probes import Batch, HintTape, node_pos, one_hot, rows
+from repdyn.tasks.clrs.probes import OneHot, Batch, HintTape, node_pos, one_hot, rows
 
 
 def _inputs(xs: np.ndarray, ys: np.ndarray) -> dict[str, np.ndarray]:
@@ -27,8 +27,8 @@ def segments_intersect(xs: np.ndarray, ys: np.ndarray) -> Batch:
     tape, all_on = HintTape(5), np.ones(batch, dtype=bool)
 
     def push(i: int, j: int, k: int) -> None:
-        tape.push(all_on, i=one_hot(np.full(batch, i), n), j=one_hot(np.full(batch, j), n),
-                  k=one_hot(np.full(batch, k), n), dir=dirs, on_seg=on_seg)
+        tape.push(all_on, i=OneHot(np.full(batch, i), n), j=OneHot(np.full(batch, j), n),
+                  k=OneHot(np.full(batch, k), n), dir=dirs, on_seg=on_seg)
 
     push(0, 0, 0)
     for i, j, k in ((2, 3, 0), (2, 3, 1), (0, 1, 2), (0, 1, 3)):
@@ -68,9 +68,9 @@ def graham_scan(xs: np.ndarray, ys: np.ndarray) -> Batch:
     tape = HintTape(2 * n + 3)
 
     def push(active, best, last, i, phase) -> None:
-        tape.push(active, best=one_hot(best, n), atans=atans, in_hull_h=in_hull,
-                  stack_prev=stack_prev, last_stack=one_hot(last, n), i=one_hot(i, n),
-                  phase=one_hot(np.broadcast_to(phase, (batch,)), 5))
+        tape.push(active, best=OneHot(best, n), atans=atans, in_hull_h=in_hull,
+                  stack_prev=stack_prev, last_stack=OneHot(last, n), i=OneHot(i, n),
+                  phase=OneHot(np.broadcast_to(phase, (batch,)), 5))
 
     all_on, zero = np.ones(batch, dtype=bool), np.zeros(batch, dtype=np.int64)
     push(all_on, zero, zero, zero, 0)
@@ -117,9 +117,9 @@ def jarvis_march(xs: np.ndarray, ys: np.ndarray) -> Batch:
     tape = HintTape(4 * n)
 
     def push(active, best, last, end, i, phase) -> None:
-        tape.push(active, pred_h=pred, in_hull_h=in_hull, best=one_hot(best, n),
-                  last_point=one_hot(last, n), endpoint=one_hot(end, n), i=one_hot(i, n),
-                  phase=one_hot(np.broadcast_to(phase, (batch,)), 2))
+        tape.push(active, pred_h=pred, in_hull_h=in_hull, best=OneHot(best, n),
+                  last_point=OneHot(last, n), endpoint=OneHot(end, n), i=OneHot(i, n),
+                  phase=OneHot(np.broadcast_to(phase, (batch,)), 2))
 
     zero = np.zeros(batch, dtype=np.int64)
     push(np.ones(batch, dtype=bool), zero, zero, zero, zero, 0)

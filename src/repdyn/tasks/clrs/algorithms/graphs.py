@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from repdyn.tasks.clrs.probes import (Batch, HintTape, graph_adj, node_pos, one_hot,
+from repdyn.tasks.clrs.probes import (OneHot, Batch, HintTape, graph_adj, node_pos, one_hot,
                                       rows)
 
 
@@ -93,7 +93,7 @@ def _greedy_tree(name: str, A: np.ndarray, s: np.ndarray, prim: bool) -> Batch:
     pi = np.broadcast_to(np.arange(n), (batch, n)).copy()
     key_name = "key" if prim else "d"
     tape, active = HintTape(n + 1), np.ones(batch, dtype=bool)
-    tape.push(active, pi_h=pi, **{key_name: key}, mark=mark, in_queue=in_queue, u=one_hot(s, n))
+    tape.push(active, pi_h=pi, **{key_name: key}, mark=mark, in_queue=in_queue, u=OneHot(s, n))
     for _ in range(n):
         u = first_of_argsort(key + (1.0 - in_queue) * 1e9)
         active &= in_queue[r, u] != 0
@@ -108,7 +108,7 @@ def _greedy_tree(name: str, A: np.ndarray, s: np.ndarray, prim: bool) -> Batch:
         key = np.where(cand, new, key)
         in_queue = np.where(cand, 1.0, in_queue)
         tape.push(active, pi_h=pi, **{key_name: key}, mark=mark, in_queue=in_queue,
-                  u=one_hot(u, n))
+                  u=OneHot(u, n))
     hints, lengths = tape.finish()
     return Batch(name, _graph_inputs(A, s), hints, {"pi": pi}, lengths)
 
@@ -132,7 +132,7 @@ def floyd_warshall(A: np.ndarray) -> Batch:
     msk = graph_adj(A)
     tape, active = HintTape(n), np.ones(batch, dtype=bool)
     for k in range(n):
-        tape.push(active, Pi_h=Pi, D=D, msk=msk, k=one_hot(np.full(batch, k), n))
+        tape.push(active, Pi_h=Pi, D=D, msk=msk, k=OneHot(np.full(batch, k), n))
         ok = (msk[:, :, k] > 0)[:, :, None] & (msk[:, k, :] > 0)[:, None, :]
         via = D[:, :, k][:, :, None] + D[:, k, :][:, None, :]
         better = ok & ((msk == 0) | (via < D))
@@ -178,9 +178,9 @@ def mst_kruskal(A: np.ndarray) -> Batch:
     tape = HintTape(4 * n)
 
     def push(active: np.ndarray) -> None:
-        tape.push(active, in_mst_h=in_mst, pi=pi, u=one_hot(u, n), v=one_hot(v, n),
-                  root_u=one_hot(root_u, n), root_v=one_hot(root_v, n), mask_u=mask_u,
-                  mask_v=mask_v, phase=one_hot(phase, 3))
+        tape.push(active, in_mst_h=in_mst, pi=pi, u=OneHot(u, n), v=OneHot(v, n),
+                  root_u=OneHot(root_u, n), root_v=OneHot(root_v, n), mask_u=mask_u,
+                  mask_v=mask_v, phase=OneHot(phase, 3))
 
     push(np.ones(batch, dtype=bool))
     while (mode != _DONE).any():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from repdyn.tasks.clrs.algorithms.sorting import _Partitioner
-from repdyn.tasks.clrs.probes import Batch, HintTape, node_pos, one_hot, pred_pointers, rows
+from repdyn.tasks.clrs.probes import OneHot, Batch, HintTape, node_pos, one_hot, pred_pointers, rows
 
 
 def _identity_pred(batch: int, n: int) -> np.ndarray:
@@ -20,10 +20,10 @@ def minimum(A: np.ndarray) -> Batch:
     tape, all_on = HintTape(n), np.ones(batch, dtype=bool)
     best = np.zeros(batch, dtype=np.int64)
     r = rows(batch)
-    tape.push(all_on, pred_h=pred, min_h=one_hot(best, n), i=one_hot(best, n))
+    tape.push(all_on, pred_h=pred, min_h=OneHot(best, n), i=OneHot(best, n))
     for i in range(1, n):
         best = np.where(A[r, best] > A[:, i], i, best)
-        tape.push(all_on, pred_h=pred, min_h=one_hot(best, n), i=one_hot(np.full(batch, i), n))
+        tape.push(all_on, pred_h=pred, min_h=OneHot(best, n), i=OneHot(np.full(batch, i), n))
     hints, lengths = tape.finish()
     return Batch("minimum", {"pos": node_pos(batch, n), "key": A.copy()}, hints,
                  {"min": one_hot(best, n)}, lengths)
@@ -37,16 +37,16 @@ def binary_search(x: np.ndarray, A: np.ndarray) -> Batch:
     pred = _identity_pred(batch, n)
     low, high = np.zeros(batch, dtype=np.int64), np.full(batch, n - 1)
     tape = HintTape()
-    tape.push(np.ones(batch, dtype=bool), pred_h=pred, low=one_hot(low, n),
-              high=one_hot(high, n), mid=one_hot((low + high) // 2, n))
+    tape.push(np.ones(batch, dtype=bool), pred_h=pred, low=OneHot(low, n),
+              high=OneHot(high, n), mid=OneHot((low + high) // 2, n))
     while (low < high).any():
         active = low < high
         mid = (low + high) // 2
         left = x <= A[r, mid]
         high = np.where(active & left, mid, high)
         low = np.where(active & ~left, mid + 1, low)
-        tape.push(active, pred_h=pred, low=one_hot(low, n), high=one_hot(high, n),
-                  mid=one_hot((low + high) // 2, n))
+        tape.push(active, pred_h=pred, low=OneHot(low, n), high=OneHot(high, n),
+                  mid=OneHot((low + high) // 2, n))
     hints, lengths = tape.finish()
     inputs = {"pos": node_pos(batch, n), "key": A.copy(), "target": x.astype(np.float64)}
     return Batch("binary_search", inputs, hints, {"return": one_hot(high, n)}, lengths)
@@ -68,10 +68,10 @@ def quickselect(A: np.ndarray) -> Batch:
         i_rank[fin] = (part.i[fin] + 1 - part.p[fin]) * 1.0 / n
         j_pos, pivot = part.j.copy(), part.r.copy()
         j_pos[fin], pivot[fin] = part.r[fin], part.i[fin] + 1
-        tape.push(running, pred_h=pred_pointers(order), p=one_hot(order[r, part.p], n),
-                  r=one_hot(order[r, part.r], n), i=one_hot(order[r, part.i + 1], n),
-                  j=one_hot(order[r, j_pos], n), i_rank=i_rank, target=target * 1.0 / n,
-                  pivot=one_hot(order[r, pivot], n))
+        tape.push(running, pred_h=pred_pointers(order), p=OneHot(order[r, part.p], n),
+                  r=OneHot(order[r, part.r], n), i=OneHot(order[r, part.i + 1], n),
+                  j=OneHot(order[r, j_pos], n), i_rank=i_rank, target=target * 1.0 / n,
+                  pivot=OneHot(order[r, pivot], n))
         part.j[loop] += 1
         q = part.i[fin] + 1
         k = q - part.p[fin]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from repdyn.tasks.clrs.probes import (Batch, HintTape, heap_pointers, node_pos, one_hot,
+from repdyn.tasks.clrs.probes import (OneHot, Batch, HintTape, heap_pointers, node_pos, one_hot,
                                       pred_pointers, rows)
 
 
@@ -42,8 +42,8 @@ def insertion_sort(A: np.ndarray) -> Batch:
         src = np.where((cols > at[:, None]) & (cols <= j), cols - 1, cols)
         arr, order = np.take_along_axis(arr, src, 1), np.take_along_axis(order, src, 1)
         arr[r, at], order[r, at] = key, j
-        tape.push(all_on, pred_h=pred_pointers(order), i=one_hot(stored, n),
-                  j=one_hot(np.full(batch, j), n))
+        tape.push(all_on, pred_h=pred_pointers(order), i=OneHot(stored, n),
+                  j=OneHot(np.full(batch, j), n))
     hints, lengths = tape.finish()
     return Batch("insertion_sort", inputs, hints, {"pred": pred_pointers(order)}, lengths)
 
@@ -59,8 +59,8 @@ def bubble_sort(A: np.ndarray) -> Batch:
         for j in reversed(range(i + 1, n)):
             swap = np.nonzero(arr[:, j] < arr[:, j - 1])[0]
             _swap((arr, order), swap, np.full(len(swap), j), np.full(len(swap), j - 1))
-            tape.push(all_on, pred_h=pred_pointers(order), i=one_hot(order[:, i], n),
-                      j=one_hot(order[:, j], n))
+            tape.push(all_on, pred_h=pred_pointers(order), i=OneHot(order[:, i], n),
+                      j=OneHot(order[:, j], n))
     hints, lengths = tape.finish()
     return Batch("bubble_sort", inputs, hints, {"pred": pred_pointers(order)}, lengths)
 
@@ -75,9 +75,9 @@ def heapsort(A: np.ndarray) -> Batch:
     last = np.full(batch, n - 1)
     tape = HintTape(4 * n)
     tape.push(np.ones(batch, dtype=bool), pred_h=pred_pointers(order),
-              parent=heap_pointers(order, np.full(batch, n)), i=one_hot(last, n),
-              j=one_hot(last, n), largest=one_hot(last, n), heap_size=one_hot(last, n),
-              phase=one_hot(np.zeros(batch, dtype=np.int64), 3))
+              parent=heap_pointers(order, np.full(batch, n)), i=OneHot(last, n),
+              j=OneHot(last, n), largest=OneHot(last, n), heap_size=OneHot(last, n),
+              phase=OneHot(np.zeros(batch, dtype=np.int64), 3))
     mode = np.full(batch, _HEAPIFY)
     cur, ind, build = last.copy(), last.copy(), last.copy()  # build: BUILD-MAX-HEAP's i
     heap_size, phase, k = np.full(batch, n), np.zeros(batch, dtype=np.int64), last.copy()
@@ -103,10 +103,10 @@ def heapsort(A: np.ndarray) -> Batch:
         l_idx = order[r, l_pos]
         l_idx[ext] = 0  # dm-clrs pushes mask_one(0) here ("consider masking")
         tape.push(active, pred_h=pred_pointers(order), parent=heap_pointers(order, heap_size),
-                  i=one_hot(order[r, i_pos], n), j=one_hot(order[r, j_pos], n),
-                  largest=one_hot(l_idx, n),
-                  heap_size=one_hot(order[r, np.maximum(heap_size - 1, 0)], n),
-                  phase=one_hot(ph, 3))
+                  i=OneHot(order[r, i_pos], n), j=OneHot(order[r, j_pos], n),
+                  largest=OneHot(l_idx, n),
+                  heap_size=OneHot(order[r, np.maximum(heap_size - 1, 0)], n),
+                  phase=OneHot(ph, 3))
 
         cur[ext], ind[ext], phase[ext] = 0, k[ext], 2
         mode[ext] = _HEAPIFY
@@ -184,9 +184,9 @@ def quicksort(A: np.ndarray) -> Batch:
         loop, fin = part.step(idx)
         j_pos = part.j.copy()
         j_pos[fin] = part.r[fin]
-        tape.push(mode == _PART, pred_h=pred_pointers(order), p=one_hot(order[part.r_, part.p], n),
-                  r=one_hot(order[part.r_, part.r], n), i=one_hot(order[part.r_, part.i + 1], n),
-                  j=one_hot(order[part.r_, j_pos], n))
+        tape.push(mode == _PART, pred_h=pred_pointers(order), p=OneHot(order[part.r_, part.p], n),
+                  r=OneHot(order[part.r_, part.r], n), i=OneHot(order[part.r_, part.i + 1], n),
+                  j=OneHot(order[part.r_, j_pos], n))
         part.j[loop] += 1
         q = part.i[fin] + 1
         stack[fin, depth[fin]] = np.stack([q + 1, part.r[fin]], 1)

@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from repdyn.tasks.clrs.algorithms.dynamic_programming import _string_inputs, _strings_pred
-from repdyn.tasks.clrs.probes import Batch, HintTape, merge_batches, one_hot, rows
+from repdyn.tasks.clrs.probes import OneHot, Batch, HintTape, merge_batches, one_hot, rows
 
 
 def _per_needle_length(fn: Callable[[np.ndarray, np.ndarray], Batch], T: Sequence,
@@ -36,8 +36,8 @@ def _naive(T: np.ndarray, P: np.ndarray) -> Batch:
     match = np.full(batch, n_t)  # dm-clrs's convention when there is no match
     tape, active = HintTape(2 * n_t), np.ones(batch, dtype=bool)
     while active.any():
-        tape.push(active, pred_h=pred, s=one_hot(s, size), i=one_hot(i, size),
-                  j=one_hot(n_t + j, size))
+        tape.push(active, pred_h=pred, s=OneHot(s, size), i=OneHot(i, size),
+                  j=OneHot(n_t + j, size))
         same = T[r, np.minimum(i, n_t - 1)] == P[r, j]
         found = active & same & (j == n_p - 1)
         match = np.where(found, s, match)
@@ -82,8 +82,8 @@ def _kmp(T: np.ndarray, P: np.ndarray) -> Batch:
     def push(active: np.ndarray) -> None:
         tape.push(active, pred_h=pred, pi=np.concatenate([text_ids, n_t + pi], 1),
                   is_reset=np.concatenate([np.zeros((batch, n_t)), is_reset], 1),
-                  k=one_hot(n_t + k, size), k_reset=k_reset, q=one_hot(n_t + q, size),
-                  q_reset=q_reset, s=one_hot(s, size), i=one_hot(i, size), phase=phase)
+                  k=OneHot(n_t + k, size), k_reset=k_reset, q=OneHot(n_t + q, size),
+                  q_reset=q_reset, s=OneHot(s, size), i=OneHot(i, size), phase=phase)
 
     push(np.ones(batch, dtype=bool))
     mode = np.full(batch, _PREFIX if n_p > 1 else _TOP)
