@@ -305,6 +305,174 @@ def _convex_hull(d: _Draws, length: int, origin_x: float = 0.0, origin_y: float 
                     f"{collinearity_resampling_attempts} tries; raise collineararity_eps")
 
 
+# ------------------------------------------------------- whole-batch input generators (fast path)
+# For the samplers below, all instances' draws are made at once while consuming the stream in
+# exactly the per-instance order above, so results equal the per-instance generators bit for bit.
+
+class _Words:
+    """The raw 32-bit outputs of a RandomState's MT19937, fetched in order and never past need.
+
+    Each fetch asks for at most the words the rest of the batch certainly consumes, so after
+    sampling the RandomState has advanced exactly as the per-instance draws would advance it.
+    """
+
+    def __init__(self, rng: np.random.RandomState) -> None:
+        self.rng = rng
+        self.words = np.empty(0, dtype=np.uint32)
+        self.pos = 0
+
+    def _need(self, count: int, reserve: int) -> None:
+        """Have `count` words from `pos` on; fetch up to `reserve` (a sure need) at once."""
+        if self.pos + count > len(self.words):
+            short = self.pos + max(count, reserve) - len(self.words)
+            more = self.rng.randint(0, 2**32, size=short, dtype=np.uint32)
+            self.words = np.concatenate([self.words, more])
+
+    def skip(self, count: int, reserve: int) -> int:
+        """Reserve `count` words (e.g. count / 2 doubles) here; return where they start."""
+        self._need(count, reserve)
+        start, self.pos = self.pos, self.pos + count
+        return start
+
+    def bounded(self, high: int, reserve: int) -> int:
+        """`randint(0, high + 1)`: masked rejection sampling on 32-bit words (legacy numpy)."""
+        if high == 0:
+            return 0
+        mask = (1 << int(high).bit_length()) - 1
+        while True:
+            self._need(1, reserve)
+            value = int(self.words[self.pos]) & mask
+            self.pos += 1
+            if value <= high:
+                return value
+
+    def doubles(self, starts: np.ndarray, count: int) -> np.ndarray:
+        """[len(starts), count] doubles as `random_sample` makes them (two words each)."""
+        w = self.words[starts[:, None] + np.arange(2 * count)].astype(np.uint64)
+        return ((w[:, 0::2] >> 5) * 67108864.0 + (w[:, 1::2] >> 6)) / 9007199254740992.0
+
+
+def _er_batch(d: _Draws, num: int, n: int, p: tuple, directed: bool, acyclic: bool,
+              weighted: bool, low: float, high: float, source: bool) -> list | None:
+    """`num` x (choice(p), er_graph(...), [choice(n)]) at once; None if a binomial redraws."""
+    words = _Words(d.rng)
+    fixed = 2 * n * n * (2 if weighted else 1)  # words every instance surely takes
+    p_index, bern, weight, perms, sources = [], [], [], [], []
+    for i in range(num):
+        reserve = (num - i) * fixed
+        p_index.append(words.bounded(len(p) - 1, reserve))
+        bern.append(words.skip(2 * n * n, reserve))
+        if directed and acyclic:
+            perm = list(range(n))
+            for j in range(n - 1, 0, -1):  # legacy shuffle: random_interval(j) per j
+                k = words.bounded(j, reserve - 2 * n * n)
+                perm[j], perm[k] = perm[k], perm[j]
+            perms.append(perm)
+        if weighted:
+            weight.append(words.skip(2 * n * n, reserve - 2 * n * n))
+        if source:
+            sources.append(words.bounded(n - 1, (num - i - 1) * fixed))
+    probs = np.asarray(p, dtype=np.float64)[p_index]
+    flip = probs > 0.5
+    p_eff = np.where(flip, 1.0 - probs, probs)
+    q = 1.0 - p_eff
+    qn = np.array([math.exp(1 * math.log(x)) for x in q])
+    u = words.doubles(np.asarray(bern), n * n)
+    above = u > qn[:, None]
+    if np.any(above & (u - qn[:, None] > ((p_eff * qn) / q)[:, None])):
+        return None  # a redraw (probability ~1e-16): let the per-instance path replay it
+    mat = np.where(flip[:, None], ~above, above).astype(np.int64).reshape(num, n, n)
+    if not directed:
+        mat = mat * mat.transpose(0, 2, 1)
+    elif acyclic:
+        mat = np.triu(mat, k=1)
+        order = np.asarray(perms)
+        mat = np.take_along_axis(np.take_along_axis(mat, order[:, :, None], 1),
+                                 order[:, None, :], 2)
+    if weighted:
+        w = (low + (high - low) * words.doubles(np.asarray(weight), n * n)).reshape(num, n, n)
+        if not directed:
+            w = np.sqrt(w * w.transpose(0, 2, 1) + 1e-3)  # clrs.md §2.2
+        mat = mat.astype(float) * w
+        if d.truncate_decimals:
+            scale = 10 ** d.truncate_decimals
+            mat = np.trunc(mat * scale) / scale
+    out = [mat]
+    if source:
+        out.append(np.asarray(sources, dtype=np.int64))
+    return out
+
+
+def _uniform_rows(d: _Draws, num: int, width: int, low: float, high: float) -> np.ndarray:
+    rows = d.rng.uniform(low=low, high=high, size=(num, width))
+    if d.truncate_decimals:
+        scale = 10 ** d.truncate_decimals
+        rows = np.trunc(rows * scale) / scale
+    return rows
+
+
+def _sorting_batch(d: _Draws, num: int, length: int, low: float = 0.0,
+                   high: float = 1.0) -> list:
+    return [_uniform_rows(d, num, length, low, high)]
+
+
+def _max_subarray_batch(d: _Draws, num: int, length: int, low: float = -1.0,
+                        high: float = 1.0) -> list:
+    return [_uniform_rows(d, num, length, low, high)]
+
+
+def _search_batch(d: _Draws, num: int, length: int, low: float = 0.0, high: float = 1.0) -> list:
+    draws = d.rng.uniform(low=low, high=high, size=(num, length + 1))
+    arr, x = np.sort(draws[:, :length], axis=1), draws[:, length]
+    return d.truncate([x, arr]) if d.truncate_decimals else [x, arr]
+
+
+def _activity_batch(d: _Draws, num: int, length: int, low: float = 0.0,
+                    high: float = 1.0) -> list:
+    draws = d.rng.uniform(low=low, high=high, size=(num, 2, length))
+    out = [np.minimum(draws[:, 0], draws[:, 1]), np.maximum(draws[:, 0], draws[:, 1])]
+    return d.truncate(out) if d.truncate_decimals else out
+
+
+def _optimal_bst_batch(d: _Draws, num: int, length: int) -> list:
+    arr = d.rng.uniform(size=(num, 2 * length + 1))
+    arr = arr / np.sum(arr, axis=1, keepdims=True)
+    out = [arr[:, :length], arr[:, length:]]
+    return d.truncate(out) if d.truncate_decimals else out
+
+
+def _graph_batch(directed: bool, acyclic: bool = False, weighted: bool = False,
+                 source: bool = False, p_default: tuple = (0.5,)) -> Callable[..., list | None]:
+    def generate(d: _Draws, num: int, length: int, p: tuple = p_default, low: float = 0.0,
+                 high: float = 1.0) -> list | None:
+        return _er_batch(d, num, length, tuple(p), directed, acyclic, weighted, low, high,
+                         source)
+    return generate
+
+
+BATCH_GENERATORS: dict[str, Callable[..., list | None]] = {
+    **{name: _sorting_batch for name in ("insertion_sort", "bubble_sort", "heapsort",
+                                         "quicksort", "quickselect", "minimum",
+                                         "matrix_chain_order")},
+    "binary_search": _search_batch,
+    "find_maximum_subarray": _max_subarray_batch,
+    "find_maximum_subarray_kadane": _max_subarray_batch,
+    "optimal_bst": _optimal_bst_batch,
+    "activity_selector": _activity_batch,
+    "dfs": _graph_batch(directed=True),
+    "topological_sort": _graph_batch(directed=True, acyclic=True),
+    "articulation_points": _graph_batch(directed=False, p_default=(0.2,)),
+    "bridges": _graph_batch(directed=False, p_default=(0.2,)),
+    "bfs": _graph_batch(directed=False, source=True),
+    "mst_kruskal": _graph_batch(directed=False, weighted=True, p_default=(0.2,)),
+    "mst_prim": _graph_batch(directed=False, weighted=True, source=True),
+    "bellman_ford": _graph_batch(directed=False, weighted=True, source=True),
+    "dijkstra": _graph_batch(directed=False, weighted=True, source=True),
+    "dag_shortest_paths": _graph_batch(directed=True, acyclic=True, weighted=True, source=True),
+    "floyd_warshall": _graph_batch(directed=False, weighted=True),
+}
+
+
 GENERATORS: dict[str, Callable[..., list]] = {
     "insertion_sort": _sorting, "bubble_sort": _sorting, "heapsort": _sorting,
     "quicksort": _sorting, "quickselect": _sorting, "minimum": _sorting,
@@ -360,12 +528,20 @@ class Sampler:
             self._data = self._make_batch(num_samples)
 
     def _make_batch(self, num_samples: int, min_length: int = 0) -> Batch:
-        args = []
-        for _ in range(num_samples):
-            data = self._generator(self._draws, self._length, **self._kwargs)
-            args.append(self._draws.truncate(data))
-        batch = run_batch(self.name, *(_stack(list(column)) for column in zip(*args)))
-        return _pad_hints(batch, min_length)
+        columns = None
+        fast = BATCH_GENERATORS.get(self.name)
+        if fast is not None:
+            state = self._rng.get_state()
+            columns = fast(self._draws, num_samples, self._length, **self._kwargs)
+            if columns is None:
+                self._rng.set_state(state)
+        if columns is None:
+            args = []
+            for _ in range(num_samples):
+                data = self._generator(self._draws, self._length, **self._kwargs)
+                args.append(self._draws.truncate(data))
+            columns = [_stack(list(column)) for column in zip(*args)]
+        return _pad_hints(run_batch(self.name, *columns), min_length)
 
     def next(self, batch_size: int | None = None) -> Batch:
         """A batch: drawn with replacement from the dataset, or generated on the fly."""
