@@ -126,22 +126,25 @@ class HintTape:
                 grown = np.zeros((self._capacity,) + buf.shape[1:])
                 grown[:self._steps] = buf[:self._steps]
                 self._buffers[k] = grown
-        idle = np.nonzero(~active)[0]
-        live = np.nonzero(active)[0]
+        everyone = bool(active.all())
+        live = np.arange(len(active)) if everyone else np.nonzero(active)[0]
         for k, v in values.items():
             if isinstance(v, OneHot):  # fresh buffers are zero: set the ones of live rows
                 index = np.asarray(v.index)
                 if index.ndim == 0:
                     index = np.broadcast_to(index, active.shape)
                 frame = self._buffer(k, index.shape + (v.size,))[self._steps]
-                grid = np.ix_(live, *[np.arange(d) for d in index.shape[1:]])
-                frame[grid + (index[live],)] = 1.0
+                if index.ndim == 1:
+                    frame[live, index[live]] = 1.0
+                else:
+                    grid = np.ix_(live, *[np.arange(d) for d in index.shape[1:]])
+                    frame[grid + (index[live],)] = 1.0
                 continue
             v = np.asarray(v)
             frame = self._buffer(k, v.shape)[self._steps]
             frame[...] = v
-            if len(idle):
-                frame[idle] = 0.0
+            if not everyone:
+                frame[~active] = 0.0
         self._lengths += active
         self._steps += 1
 
