@@ -21,8 +21,8 @@ categoricals and mask_one are one-hot, masks are 0/1 with -1 = masked. `Batch.to
 tensors for models. The training recipe (mixed sizes, random p, random `pos`, `pred_h` as
 input, permutation pointers) is in `recipe.py`.
 
-All 30 CLRS-30 algorithms are implemented; `find_maximum_subarray` and `bipartite_matching`
-(outside CLRS-30) are not.
+All 30 CLRS-30 algorithms are implemented, plus `find_maximum_subarray` and
+`bipartite_matching` (in dm-clrs, outside CLRS-30): every spec in `SPECS`.
 """
 
 from repdyn.tasks.clrs.algorithms import ALGORITHMS, execute, run_batch

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from repdyn.tasks.clrs import specs
 from repdyn.tasks.clrs.probes import (OneHot, Batch, HintTape, graph_adj, node_pos, one_hot,
                                       rows)
 
@@ -216,3 +217,68 @@ def mst_kruskal(A: np.ndarray) -> Batch:
         mode = np.where(union, np.where(edge < n_edges, _START, _DONE), mode)
     hints, lengths = tape.finish()
     return Batch("mst_kruskal", _graph_inputs(A), hints, {"in_mst": in_mst}, lengths)
+
+
+_BF_ROUND, _AUG_START, _AUG_STEP, _FLOW_DONE = range(4)
+
+
+def bipartite_matching(A: np.ndarray, n: np.ndarray, m: np.ndarray, s: np.ndarray,
+                       t: np.ndarray) -> Batch:
+    """Edmonds-Karp on the unit flow network of a bipartite graph (not in CLRS-30).
+
+    Shortest augmenting paths come from Bellman-Ford rounds on the residual graph (one hint per
+    round, phase 0); each augmentation walks back from t (one hint per edge, phase 1). `n`, `m`
+    are the part sizes; s = 0 and t = n + m + 1 are the super source and sink.
+    """
+    A = np.asarray(A)
+    s, t = np.asarray(s, dtype=np.int64), np.asarray(t, dtype=np.int64)
+    batch, size, _ = A.shape
+    r, ids = rows(batch), np.arange(size)
+    adj = graph_adj(A)
+    residual = A.astype(np.float64)
+    in_matching = np.zeros((batch, size, size)) + specs.OutputClass.MASKED + adj \
+        + adj.transpose(0, 2, 1)
+    u = t.copy()
+    mode = np.full(batch, _BF_ROUND)
+
+    def restart(idx: np.ndarray):
+        d[idx], mask[idx], pi[idx] = 0.0, one_hot(s[idx], size), ids
+
+    d, mask = np.zeros((batch, size)), np.zeros((batch, size))
+    pi = np.broadcast_to(ids, (batch, size)).copy()
+    restart(r)
+    shown_d, shown_mask = d.copy(), mask.copy()
+    tape = HintTape(4 * size)
+    while (mode != _FLOW_DONE).any():
+        bf = mode == _BF_ROUND
+        step = np.nonzero(mode == _AUG_STEP)[0]
+        back = pi[step, u[step]]
+        forward = back < u[step]
+        in_matching[step[forward], back[forward], u[step][forward]] = 1
+        in_matching[step[~forward], u[step][~forward], back[~forward]] = 0
+        residual[step, back, u[step]] = 0
+        residual[step, u[step], back] = 1
+        u[step] = back
+        u = np.where(mode == _AUG_START, t, u)
+        shown_d, shown_mask = np.where(bf[:, None], d, shown_d), np.where(bf[:, None], mask,
+                                                                          shown_mask)
+        tape.push(mode != _FLOW_DONE, in_matching_h=in_matching, A_h=residual,
+                  adj_h=graph_adj(residual), d=shown_d, msk=shown_mask, pi=pi,
+                  u=OneHot(u, size), phase=np.where(bf, 0, 1))
+
+        cand = (residual != 0) & (shown_mask == 1)[:, :, None] & bf[:, None, None]
+        val = np.where(cand, shown_d[:, :, None] + residual, np.inf)
+        best, arg = val.min(1), val.argmin(1)
+        take = cand.any(1) & ((shown_mask == 0) | (best < shown_d))
+        d, pi = np.where(take, best, d), np.where(take, arg, pi)
+        mask = np.where(take, 1.0, mask)
+        settled = bf & (d == shown_d).all(1)
+        found = bf & ~settled & (pi[r, t] != t)
+        u = np.where(bf & ~settled, size - 1, u)  # the `for u` loop's last value
+        walked = (mode == _AUG_STEP) & (pi[r, u] == u)
+        restart(np.nonzero(walked)[0])
+        mode = np.select([settled, found, mode == _AUG_START, walked],
+                         [_FLOW_DONE, _AUG_START, _AUG_STEP, _BF_ROUND], mode)
+    hints, lengths = tape.finish()
+    inputs = {**_graph_inputs(A, s), "t": one_hot(t, size)}
+    return Batch("bipartite_matching", inputs, hints, {"in_matching": in_matching}, lengths)
