@@ -13,6 +13,7 @@ per-instance loop (`execute` on one instance at a time). Defaults: the CLRS30 tr
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 import warnings
@@ -68,16 +69,16 @@ def main(argv: list[str]) -> int:
     sizes = [tuple(int(x) for x in pair.split(":")) for pair in args.sizes.split(",")]
     for n, num in sizes:
         for name in args.algorithms.split(","):
-            ours = _best(lambda: sample(name, num, n, seed=0), args.repeats) / num
+            ours = _best(functools.partial(sample, name, num, n, seed=0), args.repeats) / num
             ref_num = min(num, 64)
             if ref is not None:
-                theirs = _best(lambda: ref.samplers.build_sampler(name, ref_num, length=n,
-                                                                  seed=0),
-                               args.repeats) / ref_num
+                build = functools.partial(ref.samplers.build_sampler, name, ref_num, length=n,
+                                          seed=0)
                 label = "dm-clrs build_sampler"
             else:
-                theirs = _best(lambda: _own_loop(name, ref_num, n), args.repeats) / ref_num
+                build = functools.partial(_own_loop, name, ref_num, n)
                 label = "reference not installed; own per-instance loop"
+            theirs = _best(build, args.repeats) / ref_num
             ratio = theirs / ours
             print(f"clrs {name} (n={n}, N={num}): {ratio:.1f}x vs {label} (goal >= {GOAL:.0f}x) "
                   f"[ours {1 / ours:,.0f} traj/s, reference {1 / theirs:,.0f} traj/s]",

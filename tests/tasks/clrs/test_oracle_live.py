@@ -43,7 +43,7 @@ def test_live_samplers_and_traces(name):
     for mine, theirs in ((ours.features.inputs, ref.features.inputs),
                          (ours.features.hints, ref.features.hints), (ours.outputs, ref.outputs)):
         assert [d.name for d in mine] == [d.name for d in theirs]
-        for a, b in zip(mine, theirs):
+        for a, b in zip(mine, theirs, strict=True):
             assert _same(a.data, b.data), (name, a.name)
     draw = oracle.samplers.build_sampler(name, 1, length=length, seed=seed + 1)[0]
     args = draw._sample_data(length)

@@ -76,7 +76,7 @@ def randomize_pos(feedback: Feedback, rng: np.random.RandomState) -> Feedback:
     new_pos = np.empty((batch, n))
     for b in range(batch):
         cuts = np.concatenate([np.nonzero(pos.data[b] == 0)[0], [n]])
-        for lo, hi in zip(cuts[:-1], cuts[1:]):
+        for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
             new_pos[b, lo:hi] = np.sort(unsorted[b, lo:hi])
     inputs[at] = DataPoint(pos.name, pos.location, pos.type_, new_pos)
     return feedback._replace(features=feedback.features._replace(inputs=inputs))

@@ -540,7 +540,7 @@ class Sampler:
             for _ in range(num_samples):
                 data = self._generator(self._draws, self._length, **self._kwargs)
                 args.append(self._draws.truncate(data))
-            columns = [_stack(list(column)) for column in zip(*args)]
+            columns = [_stack(list(column)) for column in zip(*args, strict=True)]
         return _pad_hints(run_batch(self.name, *columns), min_length)
 
     def next(self, batch_size: int | None = None) -> Batch:

@@ -55,7 +55,8 @@ ALGORITHMS: dict[str, Callable[..., Batch]] = {
 def run_batch(name: str, *args: np.ndarray) -> Batch:
     """Run `name` on a batch: every argument carries a leading batch axis."""
     if name not in ALGORITHMS:
-        raise UserError(f"unknown CLRS algorithm {name!r}; accepted: {', '.join(sorted(ALGORITHMS))}")
+        raise UserError(f"unknown CLRS algorithm {name!r}; accepted: "
+                        f"{', '.join(sorted(ALGORITHMS))}")
     return ALGORITHMS[name](*args)
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from repdyn.tasks.clrs import specs
-from repdyn.tasks.clrs.probes import (OneHot, Batch, HintTape, graph_adj, node_pos, one_hot,
+from repdyn.tasks.clrs.probes import (Batch, HintTape, OneHot, graph_adj, node_pos, one_hot,
                                       rows)
 
 _START, _CHECK, _SCAN, _RELAX, _DONE = range(5)

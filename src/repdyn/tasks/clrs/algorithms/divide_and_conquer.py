@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from repdyn.tasks.clrs.algorithms.searching import _identity_pred
-from repdyn.tasks.clrs.probes import OneHot, Batch, HintTape, node_pos, one_hot
+from repdyn.tasks.clrs.probes import Batch, HintTape, OneHot, node_pos, one_hot
 
 
 def find_maximum_subarray_kadane(A: np.ndarray) -> Batch:
@@ -112,7 +112,7 @@ class _MaxSubarray:
         take_left = (left[2] >= right[2]) & (left[2] >= cross[2])
         take_right = ~take_left & (right[2] >= left[2]) & (right[2] >= cross[2])
         best = tuple(np.where(take_left, lv, np.where(take_right, rv, cv))
-                     for lv, rv, cv in zip(left, right, cross))
+                     for lv, rv, cv in zip(left, right, cross, strict=True))
         if not (low == 0 and high == self.n - 1):
             self.push(0, low, high, mid, left, right, cross, best, low, high, x_sum, x_left,
                       x_right)

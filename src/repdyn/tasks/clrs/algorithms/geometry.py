@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from repdyn.tasks.clrs.algorithms.searching import _identity_pred
-from repdyn.tasks.clrs.probes import OneHot, Batch, HintTape, node_pos, one_hot, rows
+from repdyn.tasks.clrs.probes import Batch, HintTape, OneHot, node_pos, rows
 
 
 def _inputs(xs: np.ndarray, ys: np.ndarray) -> dict[str, np.ndarray]:
@@ -79,7 +79,8 @@ def graham_scan(xs: np.ndarray, ys: np.ndarray) -> Batch:
     last = best.copy()
     push(all_on, best, last, best, 1)
     dy, dx = ys - _take(ys, best)[:, None], xs - _take(xs, best)[:, None]
-    atans = np.array([math.atan2(a, b) for a, b in zip(dy.ravel(), dx.ravel())]).reshape(dy.shape)
+    angles = [math.atan2(a, b) for a, b in zip(dy.ravel(), dx.ravel(), strict=True)]
+    atans = np.array(angles).reshape(dy.shape)
     atans[r, best] = -123456789  # dm-clrs's sentinel: best sorts first
     ind = np.argsort(atans, axis=-1)
     atans[r, best] = 0

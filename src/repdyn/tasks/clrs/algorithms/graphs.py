@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from repdyn.tasks.clrs import specs
-from repdyn.tasks.clrs.probes import (OneHot, Batch, HintTape, graph_adj, node_pos, one_hot,
+from repdyn.tasks.clrs.probes import (Batch, HintTape, OneHot, graph_adj, node_pos, one_hot,
                                       rows)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from repdyn.tasks.clrs.algorithms.searching import _identity_pred
-from repdyn.tasks.clrs.probes import OneHot, Batch, HintTape, node_pos, one_hot, rows
+from repdyn.tasks.clrs.probes import Batch, HintTape, OneHot, node_pos, one_hot, rows
 
 
 def activity_selector(s: np.ndarray, f: np.ndarray) -> Batch:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from repdyn.tasks.clrs.algorithms.sorting import _Partitioner
-from repdyn.tasks.clrs.probes import OneHot, Batch, HintTape, node_pos, one_hot, pred_pointers, rows
+from repdyn.tasks.clrs.probes import Batch, HintTape, OneHot, node_pos, one_hot, pred_pointers, rows
 
 
 def _identity_pred(batch: int, n: int) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from repdyn.tasks.clrs.probes import (OneHot, Batch, HintTape, heap_pointers, node_pos, one_hot,
+from repdyn.tasks.clrs.probes import (Batch, HintTape, OneHot, heap_pointers, node_pos, one_hot,
                                       pred_pointers, rows)
 
 
@@ -90,9 +90,9 @@ def heapsort(A: np.ndarray) -> Batch:
         hp = np.nonzero(mode == _HEAPIFY)[0]
         c, hs = cur[hp], heap_size[hp]
         left, right = 2 * c + 1, 2 * c + 2
-        val = lambda pos: arr[hp, np.minimum(pos, n - 1)]  # noqa: E731
-        largest = np.where((left < hs) & (val(left) > val(c)), left, c)
-        largest = np.where((right < hs) & (val(right) > val(largest)), right, largest)
+        key_l, key_r = arr[hp, np.minimum(left, n - 1)], arr[hp, np.minimum(right, n - 1)]
+        largest = np.where((left < hs) & (key_l > arr[hp, c]), left, c)
+        largest = np.where((right < hs) & (key_r > arr[hp, largest]), right, largest)
         moved = largest != c
         _swap((arr, order), hp[moved], c[moved], largest[moved])
 

@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from repdyn.tasks.clrs.algorithms.dynamic_programming import _string_inputs, _strings_pred
-from repdyn.tasks.clrs.probes import OneHot, Batch, HintTape, merge_batches, one_hot, rows
+from repdyn.tasks.clrs.probes import Batch, HintTape, OneHot, merge_batches, one_hot, rows
 
 
 def _per_needle_length(fn: Callable[[np.ndarray, np.ndarray], Batch], T: Sequence,
