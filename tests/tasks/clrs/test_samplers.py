@@ -14,6 +14,7 @@ import pytest
 
 from repdyn.bench.errors import UserError
 from repdyn.tasks.clrs import ALGORITHMS, Sampler, sample, to_feedback
+from repdyn.tasks.clrs.samplers import bernoulli
 
 from .conftest import FIXTURES, assert_same, group, read_npz
 
@@ -75,3 +76,28 @@ def test_dropped_kwargs_warn_and_bad_requests_raise():
         Sampler("bfs", 2, 5, seed=0).next(9)
     with pytest.raises(UserError, match="num_samples must be positive"):
         sample("bfs", 0, 5)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.05, 0.2, 0.3, 0.5, 0.5000001, 0.7, 0.95, 1.0])
+def test_fast_bernoulli_equals_legacy_binomial(p):
+    """The fast path draws exactly what `RandomState.binomial(1, p, size)` draws."""
+    for seed in range(20):
+        ours, ref = np.random.RandomState(seed), np.random.RandomState(seed)
+        assert_same(bernoulli(ours, p, (9, 7)), ref.binomial(1, p, size=(9, 7)), f"p={p}")
+        assert ours.randint(2**31) == ref.randint(2**31)  # the stream continues identically
+
+
+def test_whole_batch_draws_equal_instance_draws():
+    """Graph samplers draw a whole batch from raw MT19937 words; the per-instance draws (the
+    slow path, used when no batch generator exists) give the same data and RNG state."""
+    from repdyn.tasks.clrs import samplers as smp
+
+    for name, kwargs in (("dag_shortest_paths", {"p": (0.2, 0.5, 0.7)}),
+                         ("bfs", {"p": (0.1, 0.3, 0.5, 0.7, 0.9)}), ("bellman_ford", {})):
+        fast = Sampler(name, 7, 11, seed=5, **kwargs)
+        slow_gen = smp.GENERATORS[name]
+        rng = np.random.RandomState(5)
+        draws = smp._Draws(rng, None)
+        per_instance = [slow_gen(draws, 11, **kwargs) for _ in range(7)]
+        assert_same(fast.next().inputs["A"], np.stack([a[0] for a in per_instance]), name)
+        assert fast._rng.randint(2**31) == rng.randint(2**31), name
