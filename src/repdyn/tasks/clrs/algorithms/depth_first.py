@@ -10,8 +10,10 @@ coloured grey when stacked. One loop turn at node u may push these hints:
   E  (articulation points, bridges) a non-white v != pi[u] lowers low[u]; the scan goes on;
   D  no white neighbour left: u finishes (v = n - 1, the loop variable's last value), and the
      stack pops.
-`_DepthFirst` replays exactly this for a batch, one push per instance per step, with each
-variant's extra bookkeeping in small hooks.
+Roots are tried in index order (Kosaraju's second pass: by decreasing finish time, on A^T;
+DAG shortest paths: s only, then one hint per node relaxed in topological order and a last one).
+`_DepthFirst` replays exactly this for a batch, one push per instance per step (modes START,
+CHECK = loop top, SCAN, RELAX), with each variant's extra bookkeeping in small hooks.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class _DepthFirst:
 
     # ----------------------------------------------------------------------------- hints
     def hints(self) -> dict[str, np.ndarray]:
+        """The variant's hint probes for the current state."""
         n = self.n
         common = {"color": OneHot(self.color, 3), "s_prev": self.s_prev,
                   "u": OneHot(self.u, n), "v": OneHot(self.v, n),
