@@ -5,8 +5,11 @@
 `np.random.RandomState(seed)` drives every draw, in the same order and with the same calls, so
 the data are bit-identical; `next(batch_size)` draws batches from a fixed dataset with
 replacement (num_samples > 0) or generates them on the fly (num_samples < 0, after the 1000-sample
-warm-up that estimates the padding length when `track_max_steps`). Only the random draws are
-made instance by instance; the algorithms then run on the whole batch at once.
+warm-up that estimates the padding length when `track_max_steps`). The algorithms run on the
+whole batch at once. Input draws are made instance by instance (`GENERATORS`, one per dm-clrs
+`_sample_data`), or - for the graph, sorting and search samplers - for the whole batch at once
+(`BATCH_GENERATORS`), reading the Mersenne Twister's raw words in the order the per-instance
+calls would (numpy's legacy `binomial`, `randint`, `permutation` and `uniform` replayed).
 """
 
 from __future__ import annotations
@@ -38,11 +41,11 @@ def bernoulli(rng: np.random.RandomState, p: float, size: tuple[int, ...]) -> np
     flip = p > 0.5
     p_eff = 1.0 - p if flip else p
     q = 1.0 - p_eff
-    qn = math.exp(1 * math.log(q)) if q > 0 else 0.0
+    qn = math.exp(1 * math.log(q))  # q >= 0.5; numpy computes exp(n log q) with libm too
     count = math.prod(size)
     u = rng.random_sample(count)
     x = u > qn
-    if np.any(x & (u - qn > (p_eff * qn) / q if q > 0 else x)):
+    if np.any(x & (u - qn > (p_eff * qn) / q)):
         x = np.array(_inversion_draws(rng, list(u), p_eff, q, qn, count), dtype=bool)
     out = (~x if flip else x).astype(np.int64)
     return out.reshape(size)
