@@ -56,7 +56,7 @@ def quickselect(A: np.ndarray) -> Batch:
     """Hoare's quickselect for the element of rank n // 2, with Lomuto partitions."""
     part = _Partitioner(A)
     batch, n = part.arr.shape
-    r, order = part.r_, part.order
+    r, order = part.row, part.order
     target = np.full(batch, n // 2)
     running = np.ones(batch, dtype=bool)
     median = np.zeros(batch, dtype=np.int64)

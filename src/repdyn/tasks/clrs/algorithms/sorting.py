@@ -125,14 +125,14 @@ def heapsort(A: np.ndarray) -> Batch:
     return Batch("heapsort", inputs, hints, {"pred": pred_pointers(order)}, lengths)
 
 
-_PART, _NEXT = range(2)
+_PART, _NEXT, _SORTED = range(3)
 
 
 class _Partitioner:
     """Batched Lomuto partition (CLRS 7.1) shared by quicksort and quickselect."""
 
     def __init__(self, A: np.ndarray) -> None:
-        self.arr, self.order, self.r_, self.inputs = _start(A)
+        self.arr, self.order, self.row, self.inputs = _start(A)
         batch, n = self.arr.shape
         self.n = n
         self.p = np.zeros(batch, dtype=np.int64)
@@ -164,13 +164,13 @@ def quicksort(A: np.ndarray) -> Batch:
     order = part.order
     stack = np.zeros((batch, n + 2, 2), dtype=np.int64)
     depth = np.zeros(batch, dtype=np.int64)
-    mode = np.where(n > 1, _PART, _DONE) * np.ones(batch, dtype=np.int64)
+    mode = np.full(batch, _PART if n > 1 else _SORTED)
     tape = HintTape(4 * n)
     while True:
         need = np.nonzero(mode == _NEXT)[0]
         while len(need):  # pop until a range with p < r, like the recursion's `if p < r`
             empty = need[depth[need] == 0]
-            mode[empty] = _DONE
+            mode[empty] = _SORTED
             need = need[depth[need] > 0]
             depth[need] -= 1
             p, r = stack[need, depth[need], 0], stack[need, depth[need], 1]
@@ -184,9 +184,10 @@ def quicksort(A: np.ndarray) -> Batch:
         loop, fin = part.step(idx)
         j_pos = part.j.copy()
         j_pos[fin] = part.r[fin]
-        tape.push(mode == _PART, pred_h=pred_pointers(order), p=OneHot(order[part.r_, part.p], n),
-                  r=OneHot(order[part.r_, part.r], n), i=OneHot(order[part.r_, part.i + 1], n),
-                  j=OneHot(order[part.r_, j_pos], n))
+        row = part.row
+        tape.push(mode == _PART, pred_h=pred_pointers(order), p=OneHot(order[row, part.p], n),
+                  r=OneHot(order[row, part.r], n), i=OneHot(order[row, part.i + 1], n),
+                  j=OneHot(order[row, j_pos], n))
         part.j[loop] += 1
         q = part.i[fin] + 1
         stack[fin, depth[fin]] = np.stack([q + 1, part.r[fin]], 1)
