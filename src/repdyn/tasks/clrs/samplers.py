@@ -321,15 +321,21 @@ class _Words:
 
     def __init__(self, rng: np.random.RandomState) -> None:
         self.rng = rng
-        self.words = np.empty(0, dtype=np.uint32)
+        self.words = np.empty(0, dtype=np.uint32)  # words[:filled] came from the stream
+        self.filled = 0
         self.pos = 0
 
     def _need(self, count: int, reserve: int) -> None:
         """Have `count` words from `pos` on; fetch up to `reserve` (a sure need) at once."""
-        if self.pos + count > len(self.words):
-            short = self.pos + max(count, reserve) - len(self.words)
-            more = self.rng.randint(0, 2**32, size=short, dtype=np.uint32)
-            self.words = np.concatenate([self.words, more])
+        if self.pos + count > self.filled:
+            short = self.pos + max(count, reserve) - self.filled
+            if self.filled + short > len(self.words):
+                grown = np.empty(max(2 * len(self.words), self.filled + short), dtype=np.uint32)
+                grown[:self.filled] = self.words[:self.filled]
+                self.words = grown
+            self.words[self.filled:self.filled + short] = self.rng.randint(
+                0, 2**32, size=short, dtype=np.uint32)
+            self.filled += short
 
     def skip(self, count: int, reserve: int) -> int:
         """Reserve `count` words (e.g. count / 2 doubles) here; return where they start."""
@@ -351,30 +357,40 @@ class _Words:
 
     def doubles(self, starts: np.ndarray, count: int) -> np.ndarray:
         """[len(starts), count] doubles as `random_sample` makes them (two words each)."""
-        w = self.words[starts[:, None] + np.arange(2 * count)].astype(np.uint64)
-        return ((w[:, 0::2] >> 5) * 67108864.0 + (w[:, 1::2] >> 6)) / 9007199254740992.0
+        w = self.words[starts[:, None] + np.arange(2 * count)]
+        high, low = (w[:, 0::2] >> 5).astype(np.float64), w[:, 1::2] >> 6
+        return (high * 67108864.0 + low) / 9007199254740992.0
 
 
 def _er_batch(d: _Draws, num: int, n: int, p: tuple, directed: bool, acyclic: bool,
               weighted: bool, low: float, high: float, source: bool) -> list | None:
     """`num` x (choice(p), er_graph(...), [choice(n)]) at once; None if a binomial redraws."""
     words = _Words(d.rng)
-    fixed = 2 * n * n * (2 if weighted else 1)  # words every instance surely takes
+    shuffle = directed and acyclic
+    # The fewest words one instance can take: each bounded draw takes >= 1 word when its range
+    # is not empty; passing what is surely still needed lets `_Words` fetch in few calls.
+    parts = {"p": int(len(p) > 1), "bern": 2 * n * n, "perm": (n - 1) * shuffle,
+             "weights": 2 * n * n * weighted, "source": int(n > 1) * source}
+    per_instance = sum(parts.values())
     p_index, bern, weight, perms, sources = [], [], [], [], []
     for i in range(num):
-        reserve = (num - i) * fixed
-        p_index.append(words.bounded(len(p) - 1, reserve))
-        bern.append(words.skip(2 * n * n, reserve))
-        if directed and acyclic:
+        left = per_instance + (num - i - 1) * per_instance
+        p_index.append(words.bounded(len(p) - 1, left))
+        left -= parts["p"]
+        bern.append(words.skip(2 * n * n, left))
+        left -= parts["bern"]
+        if shuffle:
             perm = list(range(n))
             for j in range(n - 1, 0, -1):  # legacy shuffle: random_interval(j) per j
-                k = words.bounded(j, reserve - 2 * n * n)
+                k = words.bounded(j, left)
+                left -= 1
                 perm[j], perm[k] = perm[k], perm[j]
             perms.append(perm)
         if weighted:
-            weight.append(words.skip(2 * n * n, reserve - 2 * n * n))
+            weight.append(words.skip(2 * n * n, left))
+            left -= parts["weights"]
         if source:
-            sources.append(words.bounded(n - 1, (num - i - 1) * fixed))
+            sources.append(words.bounded(n - 1, left))
     probs = np.asarray(p, dtype=np.float64)[p_index]
     flip = probs > 0.5
     p_eff = np.where(flip, 1.0 - probs, probs)
