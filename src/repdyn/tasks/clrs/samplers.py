@@ -395,7 +395,8 @@ def _er_batch(d: _Draws, num: int, n: int, p: tuple, directed: bool, acyclic: bo
     flip = probs > 0.5
     p_eff = np.where(flip, 1.0 - probs, probs)
     q = 1.0 - p_eff
-    qn = np.array([math.exp(1 * math.log(x)) for x in q])
+    levels, which = np.unique(q, return_inverse=True)  # a few distinct p per batch
+    qn = np.array([math.exp(1 * math.log(x)) for x in levels])[which]
     u = words.doubles(np.asarray(bern), n * n)
     above = u > qn[:, None]
     if np.any(above & (u - qn[:, None] > ((p_eff * qn) / q)[:, None])):
