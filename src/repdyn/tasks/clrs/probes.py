@@ -194,6 +194,11 @@ def pred_pointers(order: np.ndarray) -> np.ndarray:
     return probe
 
 
+def identity_pred(batch: int, n: int) -> np.ndarray:
+    """`probing.array` of the untouched order: node i points to i - 1 (node 0 to itself)."""
+    return pred_pointers(np.broadcast_to(np.arange(n), (batch, n)))
+
+
 def heap_pointers(order: np.ndarray, heap_size: np.ndarray) -> np.ndarray:
     """Batched `probing.heap`: node at heap position i points to the node at (i - 1) // 2.
 
@@ -215,9 +220,23 @@ def rows(batch: int) -> np.ndarray:
     return np.arange(batch)
 
 
-def first_true(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, whether any entry is true and the index of the first true entry (0 if none)."""
-    return mask.any(-1), mask.argmax(-1)
+def string_inputs(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    """Inputs of two-string algorithms: `string` (0 for x, 1 for y), per-string `pos`, one-hot
+    `key` over the 4-letter alphabet (`probing.strings_id`, `strings_pos`, `array_cat`)."""
+    batch, n1 = x.shape
+    n2 = y.shape[1]
+    pos = np.concatenate([np.arange(n1) * 1.0 / n1, np.arange(n2) * 1.0 / n2])
+    return {"string": np.broadcast_to(np.r_[np.zeros(n1), np.ones(n2)], (batch, n1 + n2)).copy(),
+            "pos": np.broadcast_to(pos, (batch, n1 + n2)).copy(),
+            "key": np.eye(4)[np.concatenate([x, y], 1)]}
+
+
+def strings_pred(batch: int, n1: int, n2: int) -> np.ndarray:
+    """`probing.strings_pred`: each character points to the previous one of its string."""
+    probe = np.arange(n1 + n2)
+    probe[1:n1] -= 1
+    probe[n1 + 1:] -= 1
+    return np.broadcast_to(probe, (batch, n1 + n2)).copy()
 
 
 def merge_batches(parts: list[Batch], groups: list[np.ndarray]) -> Batch:

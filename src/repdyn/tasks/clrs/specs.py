@@ -542,7 +542,3 @@ INTEGER_PROBES: Mapping[str, frozenset[str]] = types.MappingProxyType({
     }.items()
 })
 
-
-def names_at(name: str, stage: str) -> tuple[str, ...]:
-    """The probe names of one stage of an algorithm, in spec order."""
-    return tuple(k for k, (s, _, _) in SPECS[name].items() if s == stage)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from repdyn.tasks.clrs.algorithms.searching import _identity_pred
-from repdyn.tasks.clrs.probes import Batch, HintTape, OneHot, node_pos, one_hot
+from repdyn.tasks.clrs.probes import Batch, HintTape, OneHot, identity_pred, node_pos, one_hot
 
 
 def find_maximum_subarray_kadane(A: np.ndarray) -> Batch:
     """Kadane: extend the running sum while that beats restarting; keep the first best."""
     A = np.asarray(A)
     batch, n = A.shape
-    pred = _identity_pred(batch, n)
+    pred = identity_pred(batch, n)
     zero = np.zeros(batch, dtype=np.int64)
     low, high, start = zero.copy(), zero.copy(), zero.copy()
     best, total = A[:, 0].copy(), A[:, 0].copy()
@@ -41,7 +40,7 @@ class _MaxSubarray:
     def __init__(self, A: np.ndarray) -> None:
         self.A = A
         self.batch, self.n = A.shape
-        self.pred = _identity_pred(self.batch, self.n)
+        self.pred = identity_pred(self.batch, self.n)
         self.tape = HintTape(4 * self.n * max(1, int(np.log2(self.n))))
         self.on = np.ones(self.batch, dtype=bool)
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 import numpy as np
 
 from repdyn.tasks.clrs import specs
-from repdyn.tasks.clrs.algorithms.searching import _identity_pred
-from repdyn.tasks.clrs.probes import Batch, HintTape, node_pos
+from repdyn.tasks.clrs.probes import (Batch, HintTape, identity_pred, node_pos, string_inputs,
+                                      strings_pred)
 
 
 def matrix_chain_order(p: np.ndarray) -> Batch:
     """Cheapest parenthesisation of matrices of sizes p[i-1] x p[i], i >= 1; s = split point."""
     p = np.asarray(p)
     batch, n = p.shape
-    pred = _identity_pred(batch, n)
+    pred = identity_pred(batch, n)
     ids = np.arange(n)
     m = np.zeros((batch, n, n))
     s = np.zeros((batch, n, n))
@@ -53,23 +53,6 @@ def matrix_chain_order(p: np.ndarray) -> Batch:
                  {"s": s}, lengths)
 
 
-def _string_inputs(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
-    batch, n1 = x.shape
-    n2 = y.shape[1]
-    pos = np.concatenate([np.arange(n1) * 1.0 / n1, np.arange(n2) * 1.0 / n2])
-    return {"string": np.broadcast_to(np.r_[np.zeros(n1), np.ones(n2)], (batch, n1 + n2)).copy(),
-            "pos": np.broadcast_to(pos, (batch, n1 + n2)).copy(),
-            "key": np.eye(4)[np.concatenate([x, y], 1)]}
-
-
-def _strings_pred(batch: int, n1: int, n2: int) -> np.ndarray:
-    """`probing.strings_pred`: each character points to the previous one of its string."""
-    probe = np.arange(n1 + n2)
-    probe[1:n1] -= 1
-    probe[n1 + 1:] -= 1
-    return np.broadcast_to(probe, (batch, n1 + n2)).copy()
-
-
 def _pair(c: np.ndarray) -> np.ndarray:
     """`probing.strings_pair`: the [n1, n2] table in the x-rows, y-columns block."""
     batch, n1, n2 = c.shape
@@ -102,7 +85,7 @@ def lcs_length(x: np.ndarray, y: np.ndarray) -> Batch:
     c[:, 0, :] = row
     after_match = np.concatenate([np.zeros((batch, 1), dtype=bool), row[:, :-1]], 1)
     b[:, 0, :] = np.where(eq[:, 0, :], 0, np.where(after_match, 2, 1))
-    pred = _strings_pred(batch, n1, n2)
+    pred = strings_pred(batch, n1, n2)
     tape, active = HintTape(), np.ones(batch, dtype=bool)
     while active.any():
         tape.push(active, pred_h=pred, b_h=_pair_cat(b), c=_pair(c))
@@ -116,7 +99,7 @@ def lcs_length(x: np.ndarray, y: np.ndarray) -> Batch:
         active &= (new_c != c).any((1, 2))
         c, b = new_c, new_b
     hints, lengths = tape.finish()
-    return Batch("lcs_length", _string_inputs(x, y), hints, {"b": _pair_cat(b)}, lengths)
+    return Batch("lcs_length", string_inputs(x, y), hints, {"b": _pair_cat(b)}, lengths)
 
 
 def optimal_bst(p: np.ndarray, q: np.ndarray) -> Batch:
@@ -134,7 +117,7 @@ def optimal_bst(p: np.ndarray, q: np.ndarray) -> Batch:
     e[:, ids, ids] = q
     w[:, ids, ids] = q
     msk[:, ids, ids] = 1
-    pred = _identity_pred(batch, size)
+    pred = identity_pred(batch, size)
     tape, all_on = HintTape(n + 1), np.ones(batch, dtype=bool)
     tape.push(all_on, pred_h=pred, root_h=root, e=e, w=w, msk=msk)
     for length in range(1, n + 1):

@@ -10,8 +10,7 @@ import math
 
 import numpy as np
 
-from repdyn.tasks.clrs.algorithms.searching import _identity_pred
-from repdyn.tasks.clrs.probes import Batch, HintTape, OneHot, node_pos, rows
+from repdyn.tasks.clrs.probes import Batch, HintTape, OneHot, identity_pred, node_pos, rows
 
 
 def _inputs(xs: np.ndarray, ys: np.ndarray) -> dict[str, np.ndarray]:
@@ -113,7 +112,7 @@ def jarvis_march(xs: np.ndarray, ys: np.ndarray) -> Batch:
     xs, ys = np.asarray(xs), np.asarray(ys)
     batch, n = xs.shape
     r = rows(batch)
-    pred = _identity_pred(batch, n)
+    pred = identity_pred(batch, n)
     in_hull = np.zeros((batch, n))
     tape = HintTape(4 * n)
 

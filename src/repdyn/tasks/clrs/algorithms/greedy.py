@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from repdyn.tasks.clrs.algorithms.searching import _identity_pred
-from repdyn.tasks.clrs.probes import Batch, HintTape, OneHot, node_pos, one_hot, rows
+from repdyn.tasks.clrs.probes import (Batch, HintTape, OneHot, identity_pred, node_pos, one_hot,
+                                      rows)
 
 
 def activity_selector(s: np.ndarray, f: np.ndarray) -> Batch:
@@ -13,7 +13,7 @@ def activity_selector(s: np.ndarray, f: np.ndarray) -> Batch:
     s, f = np.asarray(s), np.asarray(f)
     batch, n = s.shape
     r = rows(batch)
-    pred = _identity_pred(batch, n)
+    pred = identity_pred(batch, n)
     selected = np.zeros((batch, n))
     tape, all_on = HintTape(n + 1), np.ones(batch, dtype=bool)
     zero = one_hot(np.zeros(batch, dtype=np.int64), n)
@@ -38,7 +38,7 @@ def task_scheduling(d: np.ndarray, w: np.ndarray) -> Batch:
     d, w = np.asarray(d), np.asarray(w)
     batch, n = d.shape
     r = rows(batch)
-    pred = _identity_pred(batch, n)
+    pred = identity_pred(batch, n)
     selected = np.zeros((batch, n))
     tape, all_on = HintTape(n + 1), np.ones(batch, dtype=bool)
     t = np.zeros(batch, dtype=np.int64)

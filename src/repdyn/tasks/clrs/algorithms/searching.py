@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from repdyn.tasks.clrs.algorithms.sorting import _Partitioner
-from repdyn.tasks.clrs.probes import Batch, HintTape, OneHot, node_pos, one_hot, pred_pointers, rows
-
-
-def _identity_pred(batch: int, n: int) -> np.ndarray:
-    return pred_pointers(np.broadcast_to(np.arange(n), (batch, n)))
+from repdyn.tasks.clrs.algorithms.sorting import Partitioner
+from repdyn.tasks.clrs.probes import (Batch, HintTape, OneHot, identity_pred, node_pos, one_hot,
+                                      pred_pointers, rows)
 
 
 def minimum(A: np.ndarray) -> Batch:
     """Linear scan for the minimum; ties keep the first index."""
     A = np.asarray(A)
     batch, n = A.shape
-    pred = _identity_pred(batch, n)
+    pred = identity_pred(batch, n)
     tape, all_on = HintTape(n), np.ones(batch, dtype=bool)
     best = np.zeros(batch, dtype=np.int64)
     r = rows(batch)
@@ -34,7 +31,7 @@ def binary_search(x: np.ndarray, A: np.ndarray) -> Batch:
     x, A = np.asarray(x), np.asarray(A)
     batch, n = A.shape
     r = rows(batch)
-    pred = _identity_pred(batch, n)
+    pred = identity_pred(batch, n)
     low, high = np.zeros(batch, dtype=np.int64), np.full(batch, n - 1)
     tape = HintTape()
     tape.push(np.ones(batch, dtype=bool), pred_h=pred, low=OneHot(low, n),
@@ -54,7 +51,7 @@ def binary_search(x: np.ndarray, A: np.ndarray) -> Batch:
 
 def quickselect(A: np.ndarray) -> Batch:
     """Hoare's quickselect for the element of rank n // 2, with Lomuto partitions."""
-    part = _Partitioner(A)
+    part = Partitioner(A)
     batch, n = part.arr.shape
     r, order = part.row, part.order
     target = np.full(batch, n // 2)

@@ -128,7 +128,7 @@ def heapsort(A: np.ndarray) -> Batch:
 _PART, _NEXT, _SORTED = range(3)
 
 
-class _Partitioner:
+class Partitioner:
     """Batched Lomuto partition (CLRS 7.1) shared by quicksort and quickselect."""
 
     def __init__(self, A: np.ndarray) -> None:
@@ -159,7 +159,7 @@ class _Partitioner:
 
 def quicksort(A: np.ndarray) -> Batch:
     """Quicksort with Lomuto partition, left part first; one hint per partition step."""
-    part = _Partitioner(A)
+    part = Partitioner(A)
     batch, n = part.arr.shape
     order = part.order
     stack = np.zeros((batch, n + 2, 2), dtype=np.int64)

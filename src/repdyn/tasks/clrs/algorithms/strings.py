@@ -11,8 +11,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from repdyn.tasks.clrs.algorithms.dynamic_programming import _string_inputs, _strings_pred
-from repdyn.tasks.clrs.probes import Batch, HintTape, OneHot, merge_batches, one_hot, rows
+from repdyn.tasks.clrs.probes import (Batch, HintTape, OneHot, merge_batches, one_hot, rows,
+                                      string_inputs, strings_pred)
 
 
 def _per_needle_length(fn: Callable[[np.ndarray, np.ndarray], Batch], T: Sequence,
@@ -30,7 +30,7 @@ def _naive(T: np.ndarray, P: np.ndarray) -> Batch:
     n_p = P.shape[1]
     size = n_t + n_p
     r = rows(batch)
-    pred = _strings_pred(batch, n_t, n_p)
+    pred = strings_pred(batch, n_t, n_p)
     s = np.zeros(batch, dtype=np.int64)
     i, j = s.copy(), s.copy()
     match = np.full(batch, n_t)  # dm-clrs's convention when there is no match
@@ -48,7 +48,7 @@ def _naive(T: np.ndarray, P: np.ndarray) -> Batch:
         active &= ~found & ~(shift & (s > n_t - n_p))
         i, j = np.where(shift, s, i), np.where(shift, 0, j)
     hints, lengths = tape.finish()
-    return Batch("naive_string_matcher", _string_inputs(T, P), hints,
+    return Batch("naive_string_matcher", string_inputs(T, P), hints,
                  {"match": one_hot(match, size)}, lengths)
 
 
@@ -65,7 +65,7 @@ def _kmp(T: np.ndarray, P: np.ndarray) -> Batch:
     n_p = P.shape[1]
     size = n_t + n_p
     r = rows(batch)
-    pred = _strings_pred(batch, n_t, n_p)
+    pred = strings_pred(batch, n_t, n_p)
     text_ids = np.broadcast_to(np.arange(n_t), (batch, n_t))
     pi = np.broadcast_to(np.arange(n_p), (batch, n_p)).copy()
     is_reset = np.zeros((batch, n_p))
@@ -131,7 +131,7 @@ def _kmp(T: np.ndarray, P: np.ndarray) -> Batch:
         q, q_reset = np.where(prefix_done, 0, q), np.where(prefix_done, 1, q_reset)
         mode = np.where(prefix_done, _TOP, np.where(top, _WHILE, mode))
     hints, lengths = tape.finish()
-    return Batch("kmp_matcher", _string_inputs(T, P), hints, {"match": one_hot(match, size)},
+    return Batch("kmp_matcher", string_inputs(T, P), hints, {"match": one_hot(match, size)},
                  lengths)
 
 
