@@ -102,9 +102,9 @@ class HintTape:
     """Records one hint snapshot per lockstep step for a batch of instances.
 
     Every algorithm here advances all unfinished instances by exactly one CLRS `push` per step,
-    so step t holds hint t of every instance still `active`. Snapshots are written straight into
-    zero-initialised [capacity, B, ...] float64 buffers (grown by doubling), leaving the rows of
-    finished instances at zero: CLRS's padded [T_max, B, ...] layout in one pass.
+    so step t holds hint t of every instance still `active`. Snapshots of the whole batch are
+    written straight into lazily zeroed [capacity, B, ...] float64 buffers (grown by doubling);
+    `finish` zeroes the steps past each instance's length: CLRS's padded [T_max, B, ...] layout.
     """
 
     def __init__(self, capacity: int = 16) -> None:
@@ -114,7 +114,7 @@ class HintTape:
         self._lengths: np.ndarray | None = None
 
     def push(self, active: np.ndarray, **values: np.ndarray) -> None:
-        """Record the current state (each value [B, ...]) for the instances in `active`."""
+        """Record the current state (each value [B, ...]); `active` marks who really pushed."""
         active = np.asarray(active, dtype=bool)
         if not active.any():
             return
@@ -126,25 +126,20 @@ class HintTape:
                 grown = np.zeros((self._capacity,) + buf.shape[1:])
                 grown[:self._steps] = buf[:self._steps]
                 self._buffers[k] = grown
-        everyone = bool(active.all())
-        live = np.arange(len(active)) if everyone else np.nonzero(active)[0]
+        everyone = np.arange(len(active))
         for k, v in values.items():
-            if isinstance(v, OneHot):  # fresh buffers are zero: set the ones of live rows
+            if isinstance(v, OneHot):  # fresh buffers are zero: set the ones only
                 index = np.asarray(v.index)
                 if index.ndim == 0:
                     index = np.broadcast_to(index, active.shape)
                 frame = self._buffer(k, index.shape + (v.size,))[self._steps]
                 if index.ndim == 1:
-                    frame[live, index[live]] = 1.0
+                    frame[everyone, index] = 1.0
                 else:
-                    grid = np.ix_(live, *[np.arange(d) for d in index.shape[1:]])
-                    frame[grid + (index[live],)] = 1.0
+                    grid = np.ix_(everyone, *[np.arange(d) for d in index.shape[1:]])
+                    frame[grid + (index,)] = 1.0
                 continue
-            v = np.asarray(v)
-            frame = self._buffer(k, v.shape)[self._steps]
-            frame[...] = v
-            if not everyone:
-                frame[~active] = 0.0
+            self._buffer(k, np.shape(v))[self._steps] = v
         self._lengths += active
         self._steps += 1
 
@@ -156,7 +151,12 @@ class HintTape:
 
     def finish(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Hints [T, B, ...] (zero past each length) and lengths [B] (int64)."""
-        hints = {k: buf[:self._steps] for k, buf in self._buffers.items()}
+        padding = np.arange(self._steps)[:, None] >= self._lengths[None, :]
+        hints = {}
+        for k, buf in self._buffers.items():
+            hints[k] = buf[:self._steps]
+            if padding.any():
+                hints[k][padding] = 0.0
         return hints, self._lengths
 
 
