@@ -102,9 +102,9 @@ class HintTape:
     """Records one hint snapshot per lockstep step for a batch of instances.
 
     Every algorithm here advances all unfinished instances by exactly one CLRS `push` per step,
-    so step t holds hint t of every instance still `active`. Snapshots of the whole batch are
-    written straight into lazily zeroed [capacity, B, ...] float64 buffers (grown by doubling);
-    `finish` zeroes the steps past each instance's length: CLRS's padded [T_max, B, ...] layout.
+    so step t holds hint t of every instance still `active`. Their snapshots are written straight
+    into lazily zeroed [capacity, B, ...] float64 buffers (grown by doubling); rows of finished
+    instances are never written and stay zero: CLRS's padded [T_max, B, ...] layout in one pass.
     """
 
     def __init__(self, capacity: int = 16) -> None:
@@ -114,7 +114,7 @@ class HintTape:
         self._lengths: np.ndarray | None = None
 
     def push(self, active: np.ndarray, **values: np.ndarray) -> None:
-        """Record the current state (each value [B, ...]); `active` marks who really pushed."""
+        """Record the current state (each value [B, ...]) of the instances in `active`."""
         active = np.asarray(active, dtype=bool)
         if not active.any():
             return
@@ -126,7 +126,8 @@ class HintTape:
                 grown = np.zeros((self._capacity,) + buf.shape[1:])
                 grown[:self._steps] = buf[:self._steps]
                 self._buffers[k] = grown
-        everyone = np.arange(len(active))
+        everyone = bool(active.all())
+        live = np.arange(len(active)) if everyone else np.nonzero(active)[0]
         for k, v in values.items():
             if isinstance(v, OneHot):  # fresh buffers are zero: set the ones only
                 index = np.asarray(v.index)
@@ -134,12 +135,16 @@ class HintTape:
                     index = np.broadcast_to(index, active.shape)
                 frame = self._buffer(k, index.shape + (v.size,))[self._steps]
                 if index.ndim == 1:
-                    frame[everyone, index] = 1.0
+                    frame[live, index[live]] = 1.0
                 else:
-                    grid = np.ix_(everyone, *[np.arange(d) for d in index.shape[1:]])
-                    frame[grid + (index,)] = 1.0
+                    grid = np.ix_(live, *[np.arange(d) for d in index.shape[1:]])
+                    frame[grid + (index[live],)] = 1.0
                 continue
-            self._buffer(k, np.shape(v))[self._steps] = v
+            frame = self._buffer(k, np.shape(v))[self._steps]
+            if everyone:
+                frame[...] = v
+            else:  # rows of finished instances stay untouched, hence zero
+                frame[live] = np.asarray(v)[live]
         self._lengths += active
         self._steps += 1
 
@@ -151,13 +156,7 @@ class HintTape:
 
     def finish(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Hints [T, B, ...] (zero past each length) and lengths [B] (int64)."""
-        padding = np.arange(self._steps)[:, None] >= self._lengths[None, :]
-        hints = {}
-        for k, buf in self._buffers.items():
-            hints[k] = buf[:self._steps]
-            if padding.any():
-                hints[k][padding] = 0.0
-        return hints, self._lengths
+        return {k: buf[:self._steps] for k, buf in self._buffers.items()}, self._lengths
 
 
 @functools.lru_cache(maxsize=64)
