@@ -362,6 +362,22 @@ class _Words:
         return (high * 67108864.0 + low) / 9007199254740992.0
 
 
+def _bernoulli_rows(words: _Words, starts: list, probs: np.ndarray,
+                    count: int) -> np.ndarray | None:
+    """`binomial(1, probs[i], count)` of each instance from its reserved words; None on a redraw
+    (see `bernoulli`)."""
+    flip = probs > 0.5
+    p_eff = np.where(flip, 1.0 - probs, probs)
+    q = 1.0 - p_eff
+    levels, which = np.unique(q, return_inverse=True)  # a few distinct p per batch
+    qn = np.array([math.exp(1 * math.log(x)) for x in levels])[which]
+    u = words.doubles(np.asarray(starts), count)
+    above = u > qn[:, None]
+    if np.any(above & (u - qn[:, None] > ((p_eff * qn) / q)[:, None])):
+        return None
+    return np.where(flip[:, None], ~above, above).astype(np.int64)
+
+
 def _er_batch(d: _Draws, num: int, n: int, p: tuple, directed: bool, acyclic: bool,
               weighted: bool, low: float, high: float, source: bool) -> list | None:
     """`num` x (choice(p), er_graph(...), [choice(n)]) at once; None if a binomial redraws."""
@@ -391,17 +407,10 @@ def _er_batch(d: _Draws, num: int, n: int, p: tuple, directed: bool, acyclic: bo
             left -= parts["weights"]
         if source:
             sources.append(words.bounded(n - 1, left))
-    probs = np.asarray(p, dtype=np.float64)[p_index]
-    flip = probs > 0.5
-    p_eff = np.where(flip, 1.0 - probs, probs)
-    q = 1.0 - p_eff
-    levels, which = np.unique(q, return_inverse=True)  # a few distinct p per batch
-    qn = np.array([math.exp(1 * math.log(x)) for x in levels])[which]
-    u = words.doubles(np.asarray(bern), n * n)
-    above = u > qn[:, None]
-    if np.any(above & (u - qn[:, None] > ((p_eff * qn) / q)[:, None])):
+    edges = _bernoulli_rows(words, bern, np.asarray(p, dtype=np.float64)[p_index], n * n)
+    if edges is None:
         return None  # a redraw (probability ~1e-16): let the per-instance path replay it
-    mat = np.where(flip[:, None], ~above, above).astype(np.int64).reshape(num, n, n)
+    mat = edges.reshape(num, n, n)
     if not directed:
         mat = mat * mat.transpose(0, 2, 1)
     elif acyclic:
@@ -421,6 +430,54 @@ def _er_batch(d: _Draws, num: int, n: int, p: tuple, directed: bool, acyclic: bo
     if source:
         out.append(np.asarray(sources, dtype=np.int64))
     return out
+
+
+def _scc_batch(d: _Draws, num: int, length: int, k: int = 4, p: tuple = (0.5,),
+               eps: float = 0.01) -> list | None:
+    """`num` x (choice(p), community_graph(length, k, p, eps, directed=True)) at once."""
+    n = length
+    if k > n:
+        raise UserError(f"community graph: k={k} communities need at least {k} nodes, got {n}")
+    bounds = [(i * (n // k), n if i == k - 1 else (i + 1) * (n // k)) for i in range(k)]
+    words = _Words(d.rng)
+    per_instance = int(len(p) > 1) + sum(2 * (hi - lo) ** 2 for lo, hi in bounds) \
+        + 2 * n * n + (n - 1)
+    p_index, blocks, toggles, perms = [], [], [], []
+    for i in range(num):
+        left = per_instance * (num - i)
+        p_index.append(words.bounded(len(p) - 1, left))
+        left -= int(len(p) > 1)
+        starts = []
+        for lo, hi in bounds:
+            starts.append(words.skip(2 * (hi - lo) ** 2, left))
+            left -= 2 * (hi - lo) ** 2
+        blocks.append(starts)
+        toggles.append(words.skip(2 * n * n, left))
+        left -= 2 * n * n
+        perm = list(range(n))
+        for j in range(n - 1, 0, -1):  # legacy shuffle: random_interval(j) per j
+            m = words.bounded(j, left)
+            left -= 1
+            perm[j], perm[m] = perm[m], perm[j]
+        perms.append(perm)
+    probs = np.asarray(p, dtype=np.float64)[p_index]
+    mat = np.zeros((num, n, n))
+    for c, (lo, hi) in enumerate(bounds):
+        block = _bernoulli_rows(words, [b[c] for b in blocks], probs, (hi - lo) ** 2)
+        if block is None:
+            return None
+        mat[:, lo:hi, lo:hi] = block.reshape(num, hi - lo, hi - lo)
+    toggle = _bernoulli_rows(words, toggles, np.full(num, float(eps)), n * n)
+    if toggle is None:
+        return None
+    toggle = toggle.reshape(num, n, n)
+    for c, (lo_i, hi_i) in enumerate(bounds):  # no links from a later to an earlier community
+        for lo_j, hi_j in bounds[:c]:
+            toggle[:, lo_i:hi_i, lo_j:hi_j] = 0
+    mat = np.where(toggle > 0.0, (1.0 - (mat > 0.0)) * toggle, mat)
+    order = np.asarray(perms)
+    mat = np.take_along_axis(np.take_along_axis(mat, order[:, :, None], 1), order[:, None, :], 2)
+    return [mat]
 
 
 def _uniform_rows(d: _Draws, num: int, width: int, low: float, high: float) -> np.ndarray:
@@ -490,6 +547,7 @@ BATCH_GENERATORS: dict[str, Callable[..., list | None]] = {
     "dijkstra": _graph_batch(directed=False, weighted=True, source=True),
     "dag_shortest_paths": _graph_batch(directed=True, acyclic=True, weighted=True, source=True),
     "floyd_warshall": _graph_batch(directed=False, weighted=True),
+    "strongly_connected_components": _scc_batch,
 }
 
 
