@@ -1,0 +1,284 @@
+"""Graph algorithms without a DFS stack: BFS, Bellman-Ford, Dijkstra, Prim, Kruskal, Floyd-Warshall.
+
+Each function takes a batch of instances ([B, n, n] weights `A`, [B] sources `s`) in CLRS's
+argument order and returns a `Batch` whose probes equal dm-clrs's, push for push (clrs.md §4):
+every loop iteration below advances all unfinished instances by one CLRS hint.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from repdyn.tasks.clrs import specs
+from repdyn.tasks.clrs.probes import (Batch, HintTape, OneHot, graph_adj, node_pos, one_hot,
+                                      rows)
+
+
+def _graph_inputs(A: np.ndarray, s: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    batch, n, _ = A.shape
+    inputs = {"pos": node_pos(batch, n), "A": A.copy(), "adj": graph_adj(A)}
+    if s is not None:
+        inputs["s"] = one_hot(s, n)
+    return inputs
+
+
+def first_of_argsort(key: np.ndarray) -> np.ndarray:
+    """Per row, `np.argsort(key[b])[0]` (CLRS's extract-min), computed fast.
+
+    np.argsort is not stable, so rows with a tied minimum are sorted exactly as CLRS does.
+    """
+    first = key.argmin(-1)
+    tied = (key == key.min(-1, keepdims=True)).sum(-1) > 1
+    if tied.any():
+        first[tied] = np.argsort(key[tied], axis=-1)[:, 0]
+    return first
+
+
+def bfs(A: np.ndarray, s: np.ndarray) -> Batch:
+    """Breadth-first search in synchronous rounds; pi[j] = lowest reached i with A[i, j] > 0."""
+    A, s = np.asarray(A), np.asarray(s, dtype=np.int64)
+    batch, n, _ = A.shape
+    ids = np.arange(n)
+    reach = np.zeros((batch, n))
+    reach[rows(batch), s] = 1
+    pi = np.broadcast_to(ids, (batch, n)).copy()
+    edge = A > 0
+    tape, active = HintTape(n + 1), np.ones(batch, dtype=bool)
+    while active.any():
+        tape.push(active, reach_h=reach, pi_h=pi)
+        cand = edge & (reach == 1)[:, :, None]
+        has, first = cand.any(1) & active[:, None], cand.argmax(1)
+        claim = has & (pi == ids) & (ids != s[:, None])
+        pi = np.where(claim, first, pi)
+        new_reach = np.where(has, 1.0, reach)
+        active &= (new_reach != reach).any(1)
+        reach = new_reach
+    hints, lengths = tape.finish()
+    return Batch("bfs", _graph_inputs(A, s), hints, {"pi": pi}, lengths)
+
+
+def bellman_ford(A: np.ndarray, s: np.ndarray) -> Batch:
+    """Bellman-Ford in rounds over prev_d; ties keep the current value, then the lowest u."""
+    A, s = np.asarray(A), np.asarray(s, dtype=np.int64)
+    batch, n, _ = A.shape
+    d = np.zeros((batch, n))
+    msk = np.zeros((batch, n))
+    msk[rows(batch), s] = 1
+    pi = np.broadcast_to(np.arange(n), (batch, n)).copy()
+    tape, active = HintTape(n + 1), np.ones(batch, dtype=bool)
+    while active.any():
+        tape.push(active, pi_h=pi, d=d, msk=msk)
+        cand = (msk == 1)[:, :, None] & (A != 0)
+        val = np.where(cand, d[:, :, None] + A, np.inf)
+        best, arg = val.min(1), val.argmin(1)
+        has = cand.any(1) & active[:, None]
+        take = has & ((msk == 0) | (best < d))
+        new_d = np.where(take, best, d)
+        pi = np.where(take, arg, pi)
+        msk = np.where(has, 1.0, msk)
+        active &= (new_d != d).any(1)
+        d = new_d
+    hints, lengths = tape.finish()
+    return Batch("bellman_ford", _graph_inputs(A, s), hints, {"pi": pi}, lengths)
+
+
+def _greedy_tree(name: str, A: np.ndarray, s: np.ndarray, prim: bool) -> Batch:
+    """Dijkstra (prim=False, key = distance) and Prim (prim=True, key = edge weight)."""
+    A, s = np.asarray(A), np.asarray(s, dtype=np.int64)
+    batch, n, _ = A.shape
+    r = rows(batch)
+    key = np.zeros((batch, n))
+    mark = np.zeros((batch, n))
+    in_queue = np.zeros((batch, n))
+    in_queue[r, s] = 1
+    pi = np.broadcast_to(np.arange(n), (batch, n)).copy()
+    key_name = "key" if prim else "d"
+    tape, active = HintTape(n + 1), np.ones(batch, dtype=bool)
+    tape.push(active, pi_h=pi, **{key_name: key}, mark=mark, in_queue=in_queue, u=OneHot(s, n))
+    for _ in range(n):
+        u = first_of_argsort(key + (1.0 - in_queue) * 1e9)
+        active &= in_queue[r, u] != 0
+        if not active.any():
+            break
+        mark[r[active], u[active]] = 1
+        in_queue[r[active], u[active]] = 0
+        Au = A[r, u]
+        new = Au if prim else key[r, u][:, None] + Au
+        cand = (Au != 0) & (mark == 0) & ((in_queue == 0) | (new < key)) & active[:, None]
+        pi = np.where(cand, u[:, None], pi)
+        key = np.where(cand, new, key)
+        in_queue = np.where(cand, 1.0, in_queue)
+        tape.push(active, pi_h=pi, **{key_name: key}, mark=mark, in_queue=in_queue,
+                  u=OneHot(u, n))
+    hints, lengths = tape.finish()
+    return Batch(name, _graph_inputs(A, s), hints, {"pi": pi}, lengths)
+
+
+def dijkstra(A: np.ndarray, s: np.ndarray) -> Batch:
+    """Dijkstra with CLRS's argsort extract-min over d + 1e9 * (not in queue)."""
+    return _greedy_tree("dijkstra", A, s, prim=False)
+
+
+def mst_prim(A: np.ndarray, s: np.ndarray) -> Batch:
+    """Prim's minimum spanning tree with the same extract-min as Dijkstra."""
+    return _greedy_tree("mst_prim", A, s, prim=True)
+
+
+def floyd_warshall(A: np.ndarray) -> Batch:
+    """Floyd-Warshall; one hint per k pushed before the k-update; strict improvements only."""
+    A = np.asarray(A)
+    batch, n, _ = A.shape
+    D = A.copy()
+    Pi = np.broadcast_to(np.arange(n, dtype=np.float64)[:, None], (batch, n, n)).copy()
+    msk = graph_adj(A)
+    tape, active = HintTape(n), np.ones(batch, dtype=bool)
+    for k in range(n):
+        tape.push(active, Pi_h=Pi, D=D, msk=msk, k=OneHot(np.full(batch, k), n))
+        ok = (msk[:, :, k] > 0)[:, :, None] & (msk[:, k, :] > 0)[:, None, :]
+        via = D[:, :, k][:, :, None] + D[:, k, :][:, None, :]
+        better = ok & ((msk == 0) | (via < D))
+        # Row k of Pi is only ever reassigned to itself during step k, so every i reads it as is.
+        Pi = np.where(better, Pi[:, k, :][:, None, :], Pi)
+        D = np.where(better, via, D)
+        msk = np.where(ok, 1.0, msk)
+    hints, lengths = tape.finish()
+    return Batch("floyd_warshall", _graph_inputs(A), hints, {"Pi": Pi}, lengths)
+
+
+_START, _FIND_U, _FIND_V, _UNION, _DONE = range(5)
+
+
+def mst_kruskal(A: np.ndarray) -> Batch:
+    """Kruskal with CLRS's union-find: edges i < j with A > 0, in `np.argsort` order of weight.
+
+    Per edge: one hint on entry, one per path-compression step from u, then from v, one on union.
+    """
+    A = np.asarray(A)
+    batch, n, _ = A.shape
+    r = rows(batch)
+    edges = []
+    for b in range(batch):
+        iu, ju = np.nonzero(np.triu(A[b] > 0, k=1))
+        order = np.argsort(A[b][iu, ju])
+        edges.append((iu[order], ju[order]))
+    n_edges = np.array([len(e[0]) for e in edges])
+    width = max(1, int(n_edges.max()))
+    eu = np.zeros((batch, width), dtype=np.int64)
+    ev = np.zeros((batch, width), dtype=np.int64)
+    for b, (iu, ju) in enumerate(edges):
+        eu[b, :len(iu)], ev[b, :len(ju)] = iu, ju
+
+    pi = np.broadcast_to(np.arange(n), (batch, n)).copy()
+    in_mst = np.zeros((batch, n, n))
+    u = np.zeros(batch, dtype=np.int64)
+    v, root_u, root_v = u.copy(), u.copy(), u.copy()
+    mask_u, mask_v = np.zeros((batch, n)), np.zeros((batch, n))
+    edge = np.zeros(batch, dtype=np.int64)
+    mode = np.where(n_edges > 0, _START, _DONE)
+    phase = np.zeros(batch, dtype=np.int64)
+    tape = HintTape(4 * n)
+
+    def push(active: np.ndarray) -> None:
+        tape.push(active, in_mst_h=in_mst, pi=pi, u=OneHot(u, n), v=OneHot(v, n),
+                  root_u=OneHot(root_u, n), root_v=OneHot(root_v, n), mask_u=mask_u,
+                  mask_v=mask_v, phase=OneHot(phase, 3))
+
+    push(np.ones(batch, dtype=bool))
+    while (mode != _DONE).any():
+        mode = np.where((mode == _FIND_U) & (pi[r, root_u] == root_u), _FIND_V, mode)
+        mode = np.where((mode == _FIND_V) & (pi[r, root_v] == root_v), _UNION, mode)
+
+        start = mode == _START
+        at = np.minimum(edge, width - 1)
+        u, v = np.where(start, eu[r, at], u), np.where(start, ev[r, at], v)
+        root_u, root_v = np.where(start, u, root_u), np.where(start, v, root_v)
+        mask_u = np.where(start[:, None], one_hot(u, n), mask_u)
+        mask_v = np.where(start[:, None], one_hot(v, n), mask_v)
+
+        for find, root, mask in ((mode == _FIND_U, root_u, mask_u),
+                                 (mode == _FIND_V, root_v, mask_v)):
+            root[find] = pi[r, root][find]
+            pi = np.where(find[:, None] & (mask == 1), root[:, None], pi)
+            mask[r[find], root[find]] = 1
+
+        union = mode == _UNION
+        joined = union & (root_u != root_v)
+        in_mst[r[joined], u[joined], v[joined]] = 1
+        in_mst[r[joined], v[joined], u[joined]] = 1
+        low_root = np.where(root_u < root_v, root_u, root_v)
+        high_root = np.where(root_u < root_v, root_v, root_u)
+        pi[r[joined], low_root[joined]] = high_root[joined]
+
+        phase = np.select([mode == _FIND_V], [2], default=np.where(union, 0, 1))
+        push(mode != _DONE)
+
+        edge = np.where(union, edge + 1, edge)
+        mode = np.where(start, _FIND_U, mode)
+        mode = np.where(union, np.where(edge < n_edges, _START, _DONE), mode)
+    hints, lengths = tape.finish()
+    return Batch("mst_kruskal", _graph_inputs(A), hints, {"in_mst": in_mst}, lengths)
+
+
+_BF_ROUND, _AUG_START, _AUG_STEP, _FLOW_DONE = range(4)
+
+
+def bipartite_matching(A: np.ndarray, n: np.ndarray, m: np.ndarray, s: np.ndarray,
+                       t: np.ndarray) -> Batch:
+    """Edmonds-Karp on the unit flow network of a bipartite graph (not in CLRS-30).
+
+    Shortest augmenting paths come from Bellman-Ford rounds on the residual graph (one hint per
+    round, phase 0); each augmentation walks back from t (one hint per edge, phase 1). `n`, `m`
+    are the part sizes; s = 0 and t = n + m + 1 are the super source and sink.
+    """
+    A = np.asarray(A)
+    s, t = np.asarray(s, dtype=np.int64), np.asarray(t, dtype=np.int64)
+    batch, size, _ = A.shape
+    r, ids = rows(batch), np.arange(size)
+    adj = graph_adj(A)
+    residual = A.astype(np.float64)
+    in_matching = np.zeros((batch, size, size)) + specs.OutputClass.MASKED + adj \
+        + adj.transpose(0, 2, 1)
+    u = t.copy()
+    mode = np.full(batch, _BF_ROUND)
+
+    def restart(idx: np.ndarray):
+        d[idx], mask[idx], pi[idx] = 0.0, one_hot(s[idx], size), ids
+
+    d, mask = np.zeros((batch, size)), np.zeros((batch, size))
+    pi = np.broadcast_to(ids, (batch, size)).copy()
+    restart(r)
+    shown_d, shown_mask = d.copy(), mask.copy()
+    tape = HintTape(4 * size)
+    while (mode != _FLOW_DONE).any():
+        bf = mode == _BF_ROUND
+        step = np.nonzero(mode == _AUG_STEP)[0]
+        back = pi[step, u[step]]
+        forward = back < u[step]
+        in_matching[step[forward], back[forward], u[step][forward]] = 1
+        in_matching[step[~forward], u[step][~forward], back[~forward]] = 0
+        residual[step, back, u[step]] = 0
+        residual[step, u[step], back] = 1
+        u[step] = back
+        u = np.where(mode == _AUG_START, t, u)
+        shown_d, shown_mask = np.where(bf[:, None], d, shown_d), np.where(bf[:, None], mask,
+                                                                          shown_mask)
+        tape.push(mode != _FLOW_DONE, in_matching_h=in_matching, A_h=residual,
+                  adj_h=graph_adj(residual), d=shown_d, msk=shown_mask, pi=pi,
+                  u=OneHot(u, size), phase=np.where(bf, 0, 1))
+
+        cand = (residual != 0) & (shown_mask == 1)[:, :, None] & bf[:, None, None]
+        val = np.where(cand, shown_d[:, :, None] + residual, np.inf)
+        best, arg = val.min(1), val.argmin(1)
+        take = cand.any(1) & ((shown_mask == 0) | (best < shown_d))
+        d, pi = np.where(take, best, d), np.where(take, arg, pi)
+        mask = np.where(take, 1.0, mask)
+        settled = bf & (d == shown_d).all(1)
+        found = bf & ~settled & (pi[r, t] != t)
+        u = np.where(bf & ~settled, size - 1, u)  # the `for u` loop's last value
+        walked = (mode == _AUG_STEP) & (pi[r, u] == u)
+        restart(np.nonzero(walked)[0])
+        mode = np.select([settled, found, mode == _AUG_START, walked],
+                         [_FLOW_DONE, _AUG_START, _AUG_STEP, _BF_ROUND], mode)
+    hints, lengths = tape.finish()
+    inputs = {**_graph_inputs(A, s), "t": one_hot(t, size)}
+    return Batch("bipartite_matching", inputs, hints, {"in_matching": in_matching}, lengths)

@@ -1,0 +1,261 @@
+"""Probe containers and helpers: what an algorithm run records, single and batched.
+
+Layout (clrs.md §1.2-§1.3), shared by every algorithm:
+- `Trajectory` (one instance): `inputs[name]` and `outputs[name]` hold the probe as CLRS's
+  `probes[stage][loc][name]['data']` does ([n], [n, n], [n, C] or a 0-d graph value);
+  `hints[name]` is stacked over time, [T, ...].
+- `Batch` (B instances of one size): inputs/outputs [B, ...]; hints [T_max, B, ...] float64,
+  zero past each instance's `lengths[b]`. This is exactly the array content of CLRS's
+  `Feedback` (see `feedback.py` for the namedtuple view).
+
+Pointers are integer node indices (edge pointers [.., n, n]); categoricals and mask_one are
+one-hot over the last axis; masks hold 0/1 and -1 (= masked).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import NamedTuple
+
+import numpy as np
+
+from repdyn.tasks.clrs import specs
+
+
+@dataclasses.dataclass
+class Trajectory:
+    """One algorithm run: probe name -> numpy array, hints stacked [T, ...]."""
+
+    name: str
+    inputs: dict[str, np.ndarray]
+    hints: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+
+    @property
+    def length(self) -> int:
+        """Number of hint steps T."""
+        return int(next(iter(self.hints.values())).shape[0])
+
+
+@dataclasses.dataclass
+class Batch:
+    """B runs of one algorithm: inputs/outputs [B, ...], hints [T_max, B, ...], lengths [B]."""
+
+    name: str
+    inputs: dict[str, np.ndarray]
+    hints: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+    lengths: np.ndarray
+
+    @property
+    def size(self) -> int:
+        """Number of instances B."""
+        return int(self.lengths.shape[0])
+
+    def trajectory(self, b: int) -> Trajectory:
+        """Instance b, unpadded, with hint dtypes as CLRS's probes hold them."""
+        t = int(self.lengths[b])
+        ints = specs.INTEGER_PROBES.get(self.name, frozenset())
+        hints = {k: _cast(v[:t, b], k in ints) for k, v in self.hints.items()}
+        return Trajectory(self.name, {k: v[b] for k, v in self.inputs.items()}, hints,
+                          {k: v[b] for k, v in self.outputs.items()})
+
+    def select(self, index: np.ndarray) -> "Batch":
+        """The instances at `index` (like CLRS's `_subsample_data`), hints kept at T_max."""
+        return Batch(self.name, {k: v[index] for k, v in self.inputs.items()},
+                     {k: v[:, index] for k, v in self.hints.items()},
+                     {k: v[index] for k, v in self.outputs.items()}, self.lengths[index])
+
+    def to_torch(self, device: str = "cpu", dtype=None) -> dict[str, dict]:
+        """Tensors on `device`: {'inputs': {...}, 'hints': {...}, 'outputs': {...}, 'lengths'}.
+
+        Floating arrays are cast to `dtype` (default: torch's default dtype); integer pointers
+        stay int64.
+        """
+        import torch
+
+        dtype = dtype or torch.get_default_dtype()
+
+        def conv(a: np.ndarray):
+            t = torch.from_numpy(np.ascontiguousarray(a))
+            return t.to(device=device, dtype=dtype if t.is_floating_point() else torch.int64)
+
+        return {"inputs": {k: conv(v) for k, v in self.inputs.items()},
+                "hints": {k: conv(v) for k, v in self.hints.items()},
+                "outputs": {k: conv(v) for k, v in self.outputs.items()},
+                "lengths": torch.as_tensor(self.lengths, dtype=torch.int64, device=device)}
+
+
+def _cast(a: np.ndarray, integer: bool) -> np.ndarray:
+    return a.astype(np.int64) if integer else a
+
+
+class OneHot(NamedTuple):
+    """A mask_one / categorical hint given by its indices [B, ...]; the tape writes only ones."""
+
+    index: np.ndarray
+    size: int
+
+
+class HintTape:
+    """Records one hint snapshot per lockstep step for a batch of instances.
+
+    Every algorithm here advances all unfinished instances by exactly one CLRS `push` per step,
+    so step t holds hint t of every instance still `active`. Their snapshots are written straight
+    into lazily zeroed [capacity, B, ...] float64 buffers (grown by doubling); rows of finished
+    instances are never written and stay zero: CLRS's padded [T_max, B, ...] layout in one pass.
+    """
+
+    def __init__(self, capacity: int = 16) -> None:
+        self._capacity = max(1, capacity)
+        self._buffers: dict[str, np.ndarray] = {}
+        self._steps = 0
+        self._lengths: np.ndarray | None = None
+
+    def push(self, active: np.ndarray, **values: np.ndarray) -> None:
+        """Record the current state (each value [B, ...]) of the instances in `active`."""
+        active = np.asarray(active, dtype=bool)
+        if not active.any():
+            return
+        if self._lengths is None:
+            self._lengths = np.zeros(active.shape[0], dtype=np.int64)
+        if self._steps == self._capacity:
+            self._capacity *= 2
+            for k, buf in self._buffers.items():
+                grown = np.zeros((self._capacity,) + buf.shape[1:])
+                grown[:self._steps] = buf[:self._steps]
+                self._buffers[k] = grown
+        everyone = bool(active.all())
+        live = np.arange(len(active)) if everyone else np.nonzero(active)[0]
+        for k, v in values.items():
+            if isinstance(v, OneHot):  # fresh buffers are zero: set the ones only
+                index = np.asarray(v.index)
+                if index.ndim == 0:
+                    index = np.broadcast_to(index, active.shape)
+                frame = self._buffer(k, index.shape + (v.size,))[self._steps]
+                if index.ndim == 1:
+                    frame[live, index[live]] = 1.0
+                else:
+                    grid = np.ix_(live, *[np.arange(d) for d in index.shape[1:]])
+                    frame[grid + (index[live],)] = 1.0
+                continue
+            frame = self._buffer(k, np.shape(v))[self._steps]
+            if everyone:
+                frame[...] = v
+            else:  # rows of finished instances stay untouched, hence zero
+                frame[live] = np.asarray(v)[live]
+        self._lengths += active
+        self._steps += 1
+
+    def _buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        buf = self._buffers.get(name)
+        if buf is None:  # np.zeros maps lazily: unused capacity costs no memory
+            buf = self._buffers[name] = np.zeros((self._capacity,) + tuple(shape))
+        return buf
+
+    def finish(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Hints [T, B, ...] (zero past each length) and lengths [B] (int64)."""
+        return {k: buf[:self._steps] for k, buf in self._buffers.items()}, self._lengths
+
+
+@functools.lru_cache(maxsize=64)
+def _eye(n: int) -> np.ndarray:
+    eye = np.eye(n)
+    eye.flags.writeable = False
+    return eye
+
+
+def one_hot(index: np.ndarray, n: int) -> np.ndarray:
+    """Batched `probing.mask_one`: [B] indices -> [B, n] float64 one-hot."""
+    return _eye(n)[index]
+
+
+def node_pos(batch: int, n: int) -> np.ndarray:
+    """The `pos` input i / n, [B, n] (float64, as `np.arange(n) * 1.0 / n`)."""
+    return np.broadcast_to(np.arange(n) * 1.0 / n, (batch, n)).copy()
+
+
+def graph_adj(A: np.ndarray) -> np.ndarray:
+    """Batched `probing.graph`: 1.0 where A + I != 0 (the `adj` input has self-loops)."""
+    n = A.shape[-1]
+    return ((A + np.eye(n)) != 0) * 1.0
+
+
+def pred_pointers(order: np.ndarray) -> np.ndarray:
+    """Batched `probing.array`: order[b] lists node ids; each points to its predecessor.
+
+    The first node points to itself. [B, n] int64.
+    """
+    batch, n = order.shape
+    probe = np.broadcast_to(np.arange(n), (batch, n)).copy()
+    np.put_along_axis(probe, order[:, 1:], order[:, :-1], axis=1)
+    return probe
+
+
+def identity_pred(batch: int, n: int) -> np.ndarray:
+    """`probing.array` of the untouched order: node i points to i - 1 (node 0 to itself)."""
+    return pred_pointers(np.broadcast_to(np.arange(n), (batch, n)))
+
+
+def heap_pointers(order: np.ndarray, heap_size: np.ndarray) -> np.ndarray:
+    """Batched `probing.heap`: node at heap position i points to the node at (i - 1) // 2.
+
+    Only positions 1 <= i < heap_size[b] point to a parent; the rest point to themselves.
+    """
+    batch, n = order.shape
+    pos = np.arange(n)
+    parent_pos = np.maximum(pos - 1, 0) // 2
+    in_heap = (pos[None, :] >= 1) & (pos[None, :] < np.asarray(heap_size)[:, None])
+    values = np.where(in_heap, np.take_along_axis(order, np.broadcast_to(
+        parent_pos, (batch, n)), axis=1), order)
+    probe = np.empty_like(order)
+    np.put_along_axis(probe, order, values, axis=1)
+    return probe
+
+
+def rows(batch: int) -> np.ndarray:
+    """`np.arange(batch)`, the row index used with per-instance column indices."""
+    return np.arange(batch)
+
+
+def string_inputs(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    """Inputs of two-string algorithms: `string` (0 for x, 1 for y), per-string `pos`, one-hot
+    `key` over the 4-letter alphabet (`probing.strings_id`, `strings_pos`, `array_cat`)."""
+    batch, n1 = x.shape
+    n2 = y.shape[1]
+    pos = np.concatenate([np.arange(n1) * 1.0 / n1, np.arange(n2) * 1.0 / n2])
+    return {"string": np.broadcast_to(np.r_[np.zeros(n1), np.ones(n2)], (batch, n1 + n2)).copy(),
+            "pos": np.broadcast_to(pos, (batch, n1 + n2)).copy(),
+            "key": np.eye(4)[np.concatenate([x, y], 1)]}
+
+
+def strings_pred(batch: int, n1: int, n2: int) -> np.ndarray:
+    """`probing.strings_pred`: each character points to the previous one of its string."""
+    probe = np.arange(n1 + n2)
+    probe[1:n1] -= 1
+    probe[n1 + 1:] -= 1
+    return np.broadcast_to(probe, (batch, n1 + n2)).copy()
+
+
+def merge_batches(parts: list[Batch], groups: list[np.ndarray]) -> Batch:
+    """One batch from sub-batches of the same algorithm and node count.
+
+    `groups[g]` lists the positions in the merged batch of `parts[g]`'s instances; hints are
+    zero-padded to the longest T.
+    """
+    order = np.argsort(np.concatenate(groups), kind="stable")
+    t_max = max(next(iter(p.hints.values())).shape[0] for p in parts)
+
+    def cat(key: str, axis: int) -> dict[str, np.ndarray]:
+        out = {}
+        for name in getattr(parts[0], key):
+            arrays = [getattr(p, key)[name] for p in parts]
+            if axis == 1:
+                arrays = [np.concatenate([a, np.zeros((t_max - len(a),) + a.shape[1:])])
+                          for a in arrays]
+            out[name] = np.take(np.concatenate(arrays, axis), order, axis)
+        return out
+
+    lengths = np.concatenate([p.lengths for p in parts])[order]
+    return Batch(parts[0].name, cat("inputs", 0), cat("hints", 1), cat("outputs", 0), lengths)
