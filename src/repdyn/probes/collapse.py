@@ -161,12 +161,15 @@ def _inputs_to_embeddings(model: HiddenStateModel, sequence: Tensor) -> Tensor:
 
 
 @torch.no_grad()
+def _last_token(probe: HiddenStateModel, sequence: Tensor) -> Tensor:
+    return probe.hidden_states(_inputs_to_embeddings(probe, sequence))[:, -1]
+
+
 def last_token_representation(
     model: object, sequence: Tensor, *, dtype: torch.dtype = torch.float32
 ) -> Tensor:
     """Final representation ``[B, D']`` of the last token, computed in ``dtype``."""
-    probe = as_probe_model(model).to_dtype(dtype)
-    return probe.hidden_states(_inputs_to_embeddings(probe, sequence))[:, -1]
+    return _last_token(as_probe_model(model).to_dtype(dtype), sequence)
 
 
 def last_token_distance(
@@ -180,10 +183,10 @@ def last_token_distance(
     """``||y_last(first) - y_last(second)||_ord`` per sequence ``[B]`` with the forward in ``dtype``.
 
     The difference is taken in float32 after the forward, so it is 0 exactly when the two
-    ``dtype`` representations are identical.
+    ``dtype`` representations are identical. The model is cast (as a copy) once per call.
     """
-    a = last_token_representation(model, first, dtype=dtype).float()
-    b = last_token_representation(model, second, dtype=dtype).float()
+    probe = as_probe_model(model).to_dtype(dtype)
+    a, b = _last_token(probe, first).float(), _last_token(probe, second).float()
     return torch.linalg.vector_norm(a - b, ord=ord, dim=-1)
 
 
@@ -218,12 +221,13 @@ def collapse_sweep(
 ) -> list[CollapsePoint]:
     """``collapse_distance`` over named models (positional encodings, windows, ...), lengths and
     precisions; ``make_sequence(n)`` gives the batch for length ``n`` (tokens or embeddings)."""
+    sequences = {length: make_sequence(length) for length in lengths}
     points = []
-    for length in lengths:
-        sequence = make_sequence(length)
-        for name, model in models.items():
-            for dtype in dtypes:
-                distance = collapse_distance(model, sequence, dtype=dtype, ord=ord).mean().item()
+    for name, model in models.items():
+        for dtype in dtypes:
+            probe = as_probe_model(model).to_dtype(dtype)  # one cast copy per model and dtype
+            for length, sequence in sequences.items():
+                distance = collapse_distance(probe, sequence, ord=ord, dtype=dtype).mean().item()
                 points.append(CollapsePoint(name, length, str(dtype).removeprefix("torch."), distance))
     return points
 
