@@ -200,16 +200,20 @@ class MultiHeadAttention(nn.Module):
             q = apply_rope(q, positions, base=self.rope_base, fraction=self.rope_fraction)
             k = apply_rope(k, positions, base=self.rope_base, fraction=self.rope_fraction)
         bias = self.score_bias(positions)
-        mask = visibility_mask(
-            length,
-            causal=self.causal,
-            window=self.window,
-            key_padding_mask=key_padding_mask,
-            device=x.device,
-        )
+        fused = self.kind == "softmax" and not return_latents and key_padding_mask is None
+        kernel_causal = fused and self.causal and self.window is None and bias is None
+        mask = None
+        if not kernel_causal:  # the fused kernel applies a plain causal mask itself
+            mask = visibility_mask(
+                length,
+                causal=self.causal,
+                window=self.window,
+                key_padding_mask=key_padding_mask,
+                device=x.device,
+            )
         scale = 1.0 / math.sqrt(q.shape[-1])
-        if self.kind == "softmax" and not return_latents and key_padding_mask is None:
-            mixed = self._fused_softmax(q, k, v, bias, mask, scale)
+        if fused:
+            mixed = self._fused_softmax(q, k, v, bias, mask, scale, is_causal=kernel_causal)
             return self.out(mixed.flatten(-2)), None
         scores = torch.einsum("bqhd,bkhd->bhqk", q * scale, k)
         if bias is not None:
@@ -218,18 +222,23 @@ class MultiHeadAttention(nn.Module):
         mixed = apply_value_network(a, v, self.value_network)
         return self.out(mixed.flatten(-2)), (a if return_latents else None)
 
+    @staticmethod
     def _fused_softmax(
-        self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, mask: Tensor | None, scale: float
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        bias: Tensor | None,
+        mask: Tensor | None,
+        scale: float,
+        *,
+        is_causal: bool,
     ) -> Tensor:
         """Standard softmax attention through PyTorch's fused kernel (no T x T tensor when causal)."""
-        is_causal = self.causal and self.window is None and bias is None
-        attn_mask = None
-        if not is_causal:
-            attn_mask = mask
-            if bias is not None:
-                attn_mask = bias.to(q.dtype)
-                if mask is not None:
-                    attn_mask = attn_mask.masked_fill(~mask, float("-inf"))
+        attn_mask = mask
+        if bias is not None:
+            attn_mask = bias.to(q.dtype)
+            if mask is not None:
+                attn_mask = attn_mask.masked_fill(~mask, float("-inf"))
         out = F.scaled_dot_product_attention(
             q.transpose(1, 2),
             k.transpose(1, 2),
