@@ -63,7 +63,8 @@ class TransformerConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
         if self.attention not in ATTENTION_KINDS:
-            raise ConfigError("attention", f"{self.attention!r}; accepted: {sorted(ATTENTION_KINDS)}")
+            accepted = sorted(ATTENTION_KINDS)
+            raise ConfigError("attention", f"{self.attention!r}; accepted: {accepted}")
         if self.positional not in POSITIONALS:
             raise ConfigError("positional", f"{self.positional!r}; accepted: {POSITIONALS}")
         if self.norm not in NORMS:
@@ -74,7 +75,8 @@ class TransformerConfig:
             raise ConfigError("window", f"must be >= 1 or None, got {self.window}")
         for name, total in (("qk_dim", self.qk_dim), ("v_dim", self.v_dim)):
             if (total or self.d_model) % self.num_heads:
-                raise ConfigError(name, f"{total or self.d_model} not divisible by {self.num_heads}")
+                width = total or self.d_model
+                raise ConfigError(name, f"{width} not divisible by num_heads {self.num_heads}")
 
     def replace(self, **changes: object) -> "TransformerConfig":
         """A copy with some fields changed (validated again)."""

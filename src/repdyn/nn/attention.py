@@ -132,7 +132,8 @@ class MultiHeadAttention(nn.Module):
     ) -> None:
         super().__init__()
         if kind not in ATTENTION_KINDS:
-            raise ValueError(f"unknown attention kind {kind!r}; accepted: {sorted(ATTENTION_KINDS)}")
+            accepted = sorted(ATTENTION_KINDS)
+            raise ValueError(f"unknown attention kind {kind!r}; accepted: {accepted}")
         if positional not in ATTENTION_POSITIONALS:
             raise ValueError(
                 f"unknown attention positional {positional!r}; accepted: {ATTENTION_POSITIONALS}"
@@ -233,7 +234,7 @@ class MultiHeadAttention(nn.Module):
         *,
         is_causal: bool,
     ) -> Tensor:
-        """Standard softmax attention through PyTorch's fused kernel (no T x T tensor when causal)."""
+        """Softmax attention through PyTorch's fused kernel (no T x T tensor when causal)."""
         attn_mask = mask
         if bias is not None:
             attn_mask = bias.to(q.dtype)

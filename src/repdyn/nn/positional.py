@@ -72,7 +72,8 @@ def t5_relative_bucket(
         n = n.clamp(min=0)
     max_exact = num_buckets // 2
     eps = torch.finfo(torch.float32).eps
-    log_ratio = torch.log(n.to(torch.float32) / max_exact + eps) / math.log(max_distance / max_exact)
+    log_ratio = torch.log(n.to(torch.float32) / max_exact + eps)
+    log_ratio = log_ratio / math.log(max_distance / max_exact)
     if_large = max_exact + (log_ratio * (num_buckets - max_exact)).long()
     if_large = if_large.clamp(max=num_buckets - 1)
     return bucket + torch.where(n < max_exact, n, if_large)

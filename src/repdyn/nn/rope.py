@@ -9,8 +9,8 @@ def apply_rope(
 ) -> Tensor:
     """Rotate the first ``int(head_dim * fraction)`` channels of ``x`` by position-dependent angles.
 
-    ``x`` is ``[B, T, H, head_dim]`` and ``positions`` ``[B, T]`` integers. The rotated part is split
-    into a first half ``x1`` and a second half ``x2`` (not interleaved); channel pair ``i`` turns at
+    ``x`` is ``[B, T, H, head_dim]`` and ``positions`` ``[B, T]`` integers. The rotated part is
+    split into a first half ``x1`` and a second half ``x2`` (not interleaved); channel pair ``i`` turns at
     frequency ``base ** (-2 i / rot_dim)``: ``out = [x1 cos - x2 sin, x2 cos + x1 sin]``. The
     remaining channels pass unchanged. Angles are computed in float32, the rotation in ``x.dtype``,
     so a bf16 forward stays a bf16 forward.

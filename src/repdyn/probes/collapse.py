@@ -60,7 +60,7 @@ class ModuleProbe:
     def embed(self, tokens: Tensor) -> Tensor:
         """Token embeddings via ``embed_fn``; models without one take embeddings only."""
         if self.embed_fn is None:
-            raise UserError("this model maps embeddings to hidden states: pass embeddings, not tokens")
+            raise UserError("this model maps embeddings to hidden states: pass embeddings")
         return self.embed_fn(self.module, tokens)
 
     def hidden_states(self, embeddings: Tensor) -> Tensor:
@@ -180,7 +180,7 @@ def last_token_distance(
     dtype: torch.dtype = torch.float32,
     ord: float = 1.0,
 ) -> Tensor:
-    """``||y_last(first) - y_last(second)||_ord`` per sequence ``[B]`` with the forward in ``dtype``.
+    """``||y_last(first) - y_last(second)||_ord`` per sequence ``[B]``, forward in ``dtype``.
 
     The difference is taken in float32 after the forward, so it is 0 exactly when the two
     ``dtype`` representations are identical. The model is cast (as a copy) once per call.
@@ -228,7 +228,8 @@ def collapse_sweep(
             probe = as_probe_model(model).to_dtype(dtype)  # one cast copy per model and dtype
             for length, sequence in sequences.items():
                 distance = collapse_distance(probe, sequence, ord=ord, dtype=dtype).mean().item()
-                points.append(CollapsePoint(name, length, str(dtype).removeprefix("torch."), distance))
+                label = str(dtype).removeprefix("torch.")
+                points.append(CollapsePoint(name, length, label, distance))
     return points
 
 

@@ -1,4 +1,4 @@
-"""Symbolic RAVEN (sRAVEN): compositional abstract reasoning on a grid of panels (hypernetwork.md §3).
+"""Symbolic RAVEN (sRAVEN): compositional reasoning on a grid of panels (hypernetwork.md §3).
 
 Each panel has ``num_features`` features with ``num_values`` values. In every feature the rows of
 the grid follow one of 8 rules; a task (latent) is the multiset of rules over the features, so
@@ -26,7 +26,8 @@ RULES = (
     "subtraction",
     "distribute_three",
 )
-SPLITS = ("train", "test", "ood")  # test: unseen instances of training latents; ood: held-out latents
+# test: fresh instances of training latents; ood: instances of held-out latents
+SPLITS = ("train", "test", "ood")
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ class SRaven:
         )
         num_ood = int(len(self.latents_all) * c.frac_ood)
         if num_ood == 0 or num_ood == len(self.latents_all):
-            raise ConfigError("frac_ood", f"leaves an empty split of {len(self.latents_all)} latents")
+            total = len(self.latents_all)
+            raise ConfigError("frac_ood", f"leaves an empty split of {total} latents")
         order = torch.randperm(
             len(self.latents_all), generator=torch.Generator().manual_seed(c.split_seed)
         )
@@ -107,12 +109,14 @@ class SRaven:
             raise UserError(f"unknown sRAVEN split {split!r}; accepted: {SPLITS}")
         c = self.config
         pool = self.ood_latent_ids if split == "ood" else self.train_latent_ids
-        latents = self.latents_all[pool[torch.randint(len(pool), (batch_size,), generator=generator)]]
+        picks = torch.randint(len(pool), (batch_size,), generator=generator)
+        latents = self.latents_all[pool[picks]]
         grids = self._sample_grids(latents.flatten(), generator)  # [B*F, G, G]
         grids = grids.view(batch_size, c.num_features, c.grid_size, c.grid_size)
         grids = grids.permute(0, 2, 3, 1)  # [B, rows, cols, F]
         if c.permute_features if permute is None else permute:
-            perms = torch.rand(batch_size, c.grid_size, c.num_features, generator=generator).argsort(-1)
+            noise = torch.rand(batch_size, c.grid_size, c.num_features, generator=generator)
+            perms = noise.argsort(-1)
         else:
             perms = torch.arange(c.num_features).expand(batch_size, c.grid_size, -1)
         shown = grids.gather(3, perms[:, None].expand_as(grids))
