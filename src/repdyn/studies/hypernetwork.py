@@ -366,14 +366,16 @@ def figures(run: RunView) -> list[Figure]:
             s = arm.series(f"{name}/metric")
             ax.plot(s.steps, s.values, color=f"C{kinds.index(arm.config.model.attention)}", alpha=0.8,
                     label=arm.name)
-        ax.set(xlabel="step", ylabel=metric, title=f"{name} {metric}")
+        ax.set(xlabel="step", ylabel=metric, title=f"{name} {metric}", ylim=(-0.25, 1.0))  # untrained R^2 << 0
     axes[1].legend(fontsize=6)
     fig.tight_layout()
     out = [Figure("curves", f"Train and {split} {metric}",
-                  f"{metric} on fixed evaluation sets over training, one line per arm (colour = attention kind).",
+                  f"{metric} on fixed evaluation sets over training, one line per arm (colour = attention kind); "
+                  "the axis is cut at -0.25.",
                   fig)]
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    columns = ["train/metric", f"{split}/metric"] + (["latent_probe/ood"] if run.config.task.name == "sraven" else [])
+    columns = ["train/metric", "test/metric", "ood/metric"]
+    columns += ["latent_probe/ood"] if run.config.task.name == "sraven" else []
     width = 0.8 / len(kinds)
     for k, kind in enumerate(kinds):
         for c, column in enumerate(columns):
