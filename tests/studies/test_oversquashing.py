@@ -1,0 +1,104 @@
+"""Over-squashing study: claim logic on hand-made series, the smoke preset end to end, the default (slow)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from repdyn.bench import config as cfg
+from repdyn.bench.store import RunStore
+from repdyn.bench.view import RunView
+from repdyn.cli import main
+from repdyn.studies.oversquashing import OversquashingConfig, arms, claim_o1, claim_o2, claim_o3, spearman
+
+LENGTHS = [64, 256, 1024, 4096]
+
+
+def _view(tmp_path, curves: dict[str, dict[str, list[float]]], config: OversquashingConfig) -> RunView:
+    """A store holding the given per-draw series ({arm: {"count/float32": [...per length], ...}})."""
+    store = RunStore(tmp_path / "s.db")
+    store.create_run("os-1", study="oversquashing", preset="t", config=cfg.to_dict(config), seed=0, versions={})
+    for arm, arm_config in arms(config).items():
+        if arm not in curves:
+            continue
+        run = f"os-1/{arm}"
+        store.create_run(run, parent="os-1", arm=arm, study="oversquashing", preset="t",
+                         config=cfg.to_dict(arm_config), seed=0, versions={})
+        rows = []
+        for name, per_draw in curves[arm].items():
+            for d, values in enumerate(per_draw):
+                rows += [(n, f"{name}/{d}", v) for n, v in zip(LENGTHS, values, strict=True)]
+            rows += [(n, f"{name}/mean", float(np.mean(col))) for n, col in zip(LENGTHS, zip(*per_draw), strict=True)]
+        store.log_scalars(run, rows)
+        store.set_status(run, "finished")
+    return RunView(store, store.get_run("os-1"), OversquashingConfig)
+
+
+CONFIG = OversquashingConfig(positionals=("none",), window=32, lengths=tuple(LENGTHS), draws=5)
+DECAY = [[0.5, 0.1, 0.02, 0.004]] * 5
+FLAT = [[2.0, 2.0, 2.0, 2.0]] * 5
+
+
+def test_spearman_of_monotone_series():
+    assert spearman(np.array([1, 2, 3]), np.array([3.0, 2.0, 1.0])) == pytest.approx(-1.0)
+    assert spearman(np.array([1, 2, 3]), np.array([1.0, 3.0, 2.0])) == pytest.approx(0.5)
+
+
+def test_o1_needs_decay_on_both_pairs(tmp_path):
+    good = {"none": {"count/float32": DECAY, "copy/float32": DECAY}}
+    verdict = claim_o1(_view(tmp_path / "a", good, CONFIG))
+    assert verdict.ok is True and verdict.numbers["none/copy/rho"] == pytest.approx(-1.0)
+    bumpy = {"none": {"count/float32": DECAY, "copy/float32": [[0.5, 0.1, 0.3, 0.2]] * 5}}
+    assert claim_o1(_view(tmp_path / "b", bumpy, CONFIG)).ok is False
+    assert claim_o1(_view(tmp_path / "c", {}, CONFIG)).ok is None
+
+
+def test_o2_needs_bf16_zeros_in_four_of_five_draws_where_fp32_is_apart(tmp_path):
+    fp32 = [[1e-2, 1e-3, 1e-4, 1e-5]] * 5
+    bf16 = [[0.1, 0.05, 0.0, 0.0]] * 4 + [[0.1, 0.05, 0.002, 0.0]]
+    verdict = claim_o2(_view(tmp_path / "a", {"none": {"count/float32": fp32, "count/bfloat16": bf16}}, CONFIG))
+    assert verdict.ok is True and verdict.numbers["none/length"] == 1024
+    assert "4/5 draws at n=1024" in verdict.summary
+    too_few = [[0.1, 0.05, 0.0, 0.0]] * 3 + [[0.1, 0.05, 0.002, 0.001]] * 2
+    collapsed_fp32 = [[1e-2, 1e-3, 1e-6, 0.0]] * 5  # fp32 no longer apart where bf16 is zero
+    few = {"none": {"count/float32": fp32, "count/bfloat16": too_few}}
+    assert claim_o2(_view(tmp_path / "b", few, CONFIG)).ok is False
+    assert claim_o2(_view(tmp_path / "c", {"none": {"count/float32": collapsed_fp32, "count/bfloat16": bf16}},
+                          CONFIG)).ok is False
+
+
+def test_o3_needs_the_windowed_distance_to_stay_above_the_floor(tmp_path):
+    assert claim_o3(_view(tmp_path / "a", {"none_w32": {"copy/float32": FLAT}}, CONFIG)).ok is True
+    assert claim_o3(_view(tmp_path / "b", {"none_w32": {"copy/float32": DECAY}}, CONFIG)).ok is False
+    no_window = cfg.override(CONFIG, {"window": 0})
+    assert claim_o3(_view(tmp_path / "c", {}, no_window)).ok is None
+
+
+def test_arms_pair_each_encoding_with_its_windowed_twin():
+    names = arms(OversquashingConfig(positionals=("none", "rope"), window=16))
+    assert sorted(names) == ["none", "none_w16", "rope", "rope_w16"]
+    assert names["rope_w16"].model.window == 16 and names["rope"].model.window == 0
+    assert names["rope"].model.positional == "rope"
+
+
+def test_smoke_preset_end_to_end(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("REPDYN_STORE", str(tmp_path / "runs" / "repdyn.db"))
+    assert main(["run", "oversquashing", "--preset", "smoke", "--set", "positionals=[none]", "--quiet", "--json",
+                 "--no-report"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["status"] == "finished"
+    claims = {c["name"]: c for c in summary["claims"]}
+    assert claims["O3"]["ok"] is True, claims["O3"]["summary"]
+    # the windowed model sees only ones in its window: 1^n and 1^(n+1) are identical in bf16
+    assert summary["final"]["none_w32/count/bfloat16/mean"] == 0.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0])
+def test_default_preset_reproduces_o1_o2_o3(tmp_path, monkeypatch, capsys, seed):
+    monkeypatch.setenv("REPDYN_STORE", str(tmp_path / "runs" / "repdyn.db"))
+    assert main(["run", "oversquashing", "--seed", str(seed), "--workers", "2", "--quiet", "--json",
+                 "--no-report"]) == 0
+    claims = {c["name"]: c for c in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["claims"]}
+    for name in ("O1", "O2", "O3"):
+        assert claims[name]["ok"] is True, claims[name]["summary"]
