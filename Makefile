@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml requirements.lock
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/repdyn run grokking --preset default --report
+	$(BIN)/repdyn run grokking --preset default --workers 2
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -41,3 +41,14 @@ def tiny_mnist(tmp_path):
         return folder, write_tiny_mnist(folder, **kwargs)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tests use tiny models: one intra-op thread is faster than two and immune to a busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

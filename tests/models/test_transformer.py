@@ -11,14 +11,6 @@ from repdyn.nn.positional import sinusoidal_embedding
 POSITIONALS = ["none", "rope", "alibi", "sinusoidal", "t5"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread avoids thread contention on the shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def small(**changes) -> TransformerConfig:
     base = dict(vocab_size=11, d_model=16, num_layers=2, num_heads=4, mlp_dim=32)

@@ -18,14 +18,6 @@ FIXTURE = Path(__file__).parents[1] / "fixtures" / "hypernetwork" / "official_at
 D_MODEL, HEADS, QK, V = 6, 3, 12, 6
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread avoids thread contention on the shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def make_attention(kind: str, **kwargs) -> MultiHeadAttention:
     torch.manual_seed(0)

@@ -22,15 +22,6 @@ from repdyn.probes.collapse import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread avoids thread contention on the shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def one_layer(seed: int, **changes) -> Transformer:
     """oversquashing.md §5 setting: one random attention layer, d 64, one head, residual + norm."""
     torch.manual_seed(seed)

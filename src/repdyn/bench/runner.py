@@ -187,12 +187,19 @@ def _outcome_from_store(store: RunStore, arm_id: str, exitcode: int) -> ArmOutco
 
 
 def assign_threads(store: RunStore, arm_ids: Sequence[str], workers: int) -> None:
-    """Split the machine's cores between concurrent workers (recorded so resumes match)."""
+    """Split the machine's cores between concurrent workers, capped by the study's `max_threads`.
+
+    Recorded per arm, so a resumed arm uses the same thread count (and gives the same numbers).
+    """
+    from repdyn import registry
+
     concurrent = max(1, min(workers, len(arm_ids)))
     per_worker = max(1, (os.cpu_count() or 1) // concurrent)
     for arm_id in arm_ids:
-        if store.get_run(arm_id).threads is None:
-            store.set_threads(arm_id, per_worker)
+        record = store.get_run(arm_id)
+        if record.threads is None:
+            cap = registry.get(record.study).max_threads
+            store.set_threads(arm_id, min(per_worker, cap) if cap else per_worker)
 
 
 def evaluate_claims(store: RunStore, study: Study, run_id: str) -> list[tuple[Claim, Verdict]]:

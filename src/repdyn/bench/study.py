@@ -52,6 +52,8 @@ class Study:
     progress_keys: Sequence[str] = ()
     check: Callable[[Any], None] | None = None
     """Validates user-given inputs (data paths, files) before any run is created; raises UserError."""
+    max_threads: int | None = None
+    """Upper bound on torch threads per arm: tiny models run faster on one thread than on two."""
 
     def preset_names(self) -> list[str]:
         """Presets this study offers, `smoke` and `default` first."""

@@ -7,7 +7,6 @@ of units; the `*_mask` variants return the per-unit boolean mask that interventi
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 

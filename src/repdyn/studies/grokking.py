@@ -379,4 +379,5 @@ STUDY = Study(
     figures=figures,
     progress_keys=("train_acc", "test_acc"),
     check=check_inputs,
+    max_threads=1,
 )

@@ -7,8 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from repdyn.tasks.clrs.recipe import (make_multi_sampler, recipe_kwargs, recipe_lengths,
-                                      train_iterator)
+from repdyn.tasks.clrs.recipe import make_multi_sampler, recipe_kwargs, recipe_lengths, train_iterator
 
 from .conftest import assert_same, group, read_npz
 

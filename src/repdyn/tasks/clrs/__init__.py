@@ -27,12 +27,10 @@ All 30 CLRS-30 algorithms are implemented, plus `find_maximum_subarray` and
 
 from repdyn.tasks.clrs.algorithms import ALGORITHMS, execute, run_batch
 from repdyn.tasks.clrs.evaluation import evaluate, evaluate_hints
-from repdyn.tasks.clrs.feedback import (DataPoint, Features, Feedback, from_feedback,
-                                        to_feedback)
+from repdyn.tasks.clrs.feedback import DataPoint, Features, Feedback, from_feedback, to_feedback
 from repdyn.tasks.clrs.probes import Batch, Trajectory
 from repdyn.tasks.clrs.samplers import Sampler, sample
-from repdyn.tasks.clrs.specs import (CLRS_30_ALGS, SPECS, Location, OutputClass, Stage,
-                                     Type)
+from repdyn.tasks.clrs.specs import CLRS_30_ALGS, SPECS, Location, OutputClass, Stage, Type
 from repdyn.tasks.clrs.splits import CLRS30, load_split
 
 __all__ = [

@@ -11,9 +11,17 @@ from typing import Callable
 import numpy as np
 
 from repdyn.bench.errors import UserError
-from repdyn.tasks.clrs.algorithms import (depth_first, divide_and_conquer, dynamic_programming,
-                                          geometry, graphs, greedy, searching, sorting,
-                                          strings)
+from repdyn.tasks.clrs.algorithms import (
+    depth_first,
+    divide_and_conquer,
+    dynamic_programming,
+    geometry,
+    graphs,
+    greedy,
+    searching,
+    sorting,
+    strings,
+)
 from repdyn.tasks.clrs.probes import Batch, Trajectory
 
 ALGORITHMS: dict[str, Callable[..., Batch]] = {

@@ -21,8 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from repdyn.tasks.clrs import specs
-from repdyn.tasks.clrs.probes import (Batch, HintTape, OneHot, graph_adj, node_pos, one_hot,
-                                      rows)
+from repdyn.tasks.clrs.probes import Batch, HintTape, OneHot, graph_adj, node_pos, one_hot, rows
 
 _START, _CHECK, _SCAN, _RELAX, _DONE = range(5)
 _TIME_STEP = 0.01  # dm-clrs graphs.py: `time += 0.01` per discovery and per finish

@@ -10,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from repdyn.tasks.clrs import specs
-from repdyn.tasks.clrs.probes import (Batch, HintTape, identity_pred, node_pos, string_inputs,
-                                      strings_pred)
+from repdyn.tasks.clrs.probes import Batch, HintTape, identity_pred, node_pos, string_inputs, strings_pred
 
 
 def matrix_chain_order(p: np.ndarray) -> Batch:

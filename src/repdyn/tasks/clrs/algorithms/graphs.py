@@ -10,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from repdyn.tasks.clrs import specs
-from repdyn.tasks.clrs.probes import (Batch, HintTape, OneHot, graph_adj, node_pos, one_hot,
-                                      rows)
+from repdyn.tasks.clrs.probes import Batch, HintTape, OneHot, graph_adj, node_pos, one_hot, rows
 
 
 def _graph_inputs(A: np.ndarray, s: np.ndarray | None = None) -> dict[str, np.ndarray]:

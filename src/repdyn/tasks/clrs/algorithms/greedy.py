@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from repdyn.tasks.clrs.probes import (Batch, HintTape, OneHot, identity_pred, node_pos, one_hot,
-                                      rows)
+from repdyn.tasks.clrs.probes import Batch, HintTape, OneHot, identity_pred, node_pos, one_hot, rows
 
 
 def activity_selector(s: np.ndarray, f: np.ndarray) -> Batch:

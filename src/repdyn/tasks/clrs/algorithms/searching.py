@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from repdyn.tasks.clrs.algorithms.sorting import Partitioner
-from repdyn.tasks.clrs.probes import (Batch, HintTape, OneHot, identity_pred, node_pos, one_hot,
-                                      pred_pointers, rows)
+from repdyn.tasks.clrs.probes import Batch, HintTape, OneHot, identity_pred, node_pos, one_hot, pred_pointers, rows
 
 
 def minimum(A: np.ndarray) -> Batch:

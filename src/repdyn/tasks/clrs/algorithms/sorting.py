@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from repdyn.tasks.clrs.probes import (Batch, HintTape, OneHot, heap_pointers, node_pos, one_hot,
-                                      pred_pointers, rows)
+from repdyn.tasks.clrs.probes import Batch, HintTape, OneHot, heap_pointers, node_pos, one_hot, pred_pointers, rows
 
 
 def _start(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:

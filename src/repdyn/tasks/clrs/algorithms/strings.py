@@ -11,8 +11,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from repdyn.tasks.clrs.probes import (Batch, HintTape, OneHot, merge_batches, one_hot, rows,
-                                      string_inputs, strings_pred)
+from repdyn.tasks.clrs.probes import Batch, HintTape, OneHot, merge_batches, one_hot, rows, string_inputs, strings_pred
 
 
 def _per_needle_length(fn: Callable[[np.ndarray, np.ndarray], Batch], T: Sequence,
