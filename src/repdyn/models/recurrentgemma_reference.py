@@ -21,6 +21,7 @@ def import_official_torch() -> types.ModuleType | None:
     if "recurrentgemma" not in sys.modules:
         package = types.ModuleType("recurrentgemma")
         package.__path__ = list(spec.submodule_search_locations)
+        package.__spec__ = spec
         sys.modules["recurrentgemma"] = package
     try:
         official = importlib.import_module("recurrentgemma.torch")
