@@ -41,20 +41,22 @@ class Conv1D(nn.Module):
         if state is None:
             state = self.empty_state(batch, x.dtype, x.device)
         padded = torch.cat([state.to(x.dtype), x], dim=1)  # chunk position t sits at t + past
-        # resets_upto[:, past + t] = resets in chunk positions <= t; stored inputs count none.
-        resets_upto = torch.cumsum(reset.to(torch.int32), dim=1)
-        resets_upto = nn.functional.pad(resets_upto, (past, 0))
+        has_reset = bool(reset.any())
+        if has_reset:
+            # resets_upto[:, past + t] = resets in chunk positions <= t; stored inputs count none.
+            resets_upto = nn.functional.pad(torch.cumsum(reset.to(torch.int32), dim=1), (past, 0))
         y = None
         for shift in range(self.temporal_width):
             tap = padded[:, past - shift : past - shift + length]
-            if shift:
+            if shift and has_reset:
                 # keep x_{t-shift} only when no document starts in (t - shift, t]
                 started = resets_upto[:, past:] - resets_upto[:, past - shift : past - shift + length]
                 tap = tap * (started == 0).to(x.dtype)[..., None]
             term = tap * self.w[past - shift]
             y = term if y is None else y + term
         y = y + self.b
-        # drop stored inputs that come before the latest document start
-        after_latest_start = resets_upto[:, -1:] - resets_upto[:, -past:] == 0
-        new_state = padded[:, -past:] * after_latest_start.to(x.dtype)[..., None]
+        new_state = padded[:, -past:]
+        if has_reset:  # drop stored inputs that come before the latest document start
+            after_latest_start = resets_upto[:, -1:] - resets_upto[:, -past:] == 0
+            new_state = new_state * after_latest_start.to(x.dtype)[..., None]
         return y, new_state

@@ -67,9 +67,9 @@ class BlockDiagonalLinear(nn.Module):
         nn.init.zeros_(self.b)
 
     def forward(self, x: Tensor) -> Tensor:
-        blocks = x.unflatten(-1, (self.num_blocks, -1))
-        y = torch.einsum("...hi,hij->...hj", blocks, self.w) + self.b
-        return y.flatten(-2)
+        blocks = x.reshape(-1, self.num_blocks, self.w.shape[1]).transpose(0, 1)  # [H, N, L/H]
+        y = torch.baddbmm(self.b[:, None, :], blocks, self.w)
+        return y.transpose(0, 1).reshape(x.shape)
 
 
 class RGLRU(nn.Module):
