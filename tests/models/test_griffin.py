@@ -191,3 +191,31 @@ def test_bad_configs_name_the_key():
         griffin_config("griffin-huge")
     config = griffin_config("griffin-tiny")
     assert dataclasses.replace(config, block_types=["attention"]).block_types == ("attention",)
+
+
+def test_initialisation_follows_the_official_code():
+    """griffin.md §1.4: a^2 ~ U[0.81, 0.998]; gates N(0, 1/block); conv N(0, 0.01/4); last layers 2/num_layers."""
+    torch.manual_seed(0)
+    config = griffin_config("griffin-tiny", width=256, num_heads=4, lru_width=384, mlp_width=768, vocab_size=512)
+    model = Griffin(config)
+    params = dict(model.named_parameters())
+    a_squared = torch.exp(-2 * torch.nn.functional.softplus(params["blocks.0.recurrent_block.rg_lru.a_param"]))
+    assert 0.81 <= a_squared.min() and a_squared.max() <= 0.998
+    assert abs(a_squared.mean().item() - (0.81 + 0.998) / 2) < 0.02  # uniform
+    final = 2.0 / 3
+    want_std = {
+        "embedder.input_embedding": (1 / 256) ** 0.5,
+        "blocks.0.recurrent_block.linear_x.weight": (1 / 256) ** 0.5,
+        "blocks.0.recurrent_block.linear_out.weight": (final / 384) ** 0.5,
+        "blocks.0.recurrent_block.conv_1d.w": (0.01 / 4) ** 0.5,
+        "blocks.0.recurrent_block.rg_lru.a_gate.w": (1 / 96) ** 0.5,
+        "blocks.2.attention_block.proj_k.weight": (1 / 256) ** 0.5,
+        "blocks.2.attention_block.proj_final.weight": (final / 256) ** 0.5,
+        "blocks.1.mlp_block.ffw_up.w": (1 / 256) ** 0.5,
+        "blocks.1.mlp_block.ffw_down.weight": (final / 768) ** 0.5,
+    }
+    for key, std in want_std.items():
+        assert params[key].std().item() == pytest.approx(std, rel=0.1), key
+    zeros = ["final_norm.scale", "blocks.0.recurrent_block.conv_1d.b", "blocks.0.recurrent_block.rg_lru.a_gate.b",
+             "blocks.1.mlp_block.ffw_up.b", "blocks.2.attention_block.proj_final.bias"]
+    assert all(params[key].abs().max() == 0 for key in zeros)

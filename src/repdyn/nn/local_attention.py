@@ -105,9 +105,10 @@ class LocalAttention(nn.Module):
     ) -> tuple[Tensor, AttentionCache | None]:
         """Attend over x [B, T, D] after the tokens in `cache`; return (y [B, T, D], new cache or None)."""
         batch, length, _ = x.shape
-        q = apply_rope(self.proj_q(x).unflatten(-1, (self.num_heads, self.head_dim)), segment_pos,
-                       base=ROPE_BASE, fraction=ROPE_FRACTION)
-        k = apply_rope(self.proj_k(x)[:, :, None], segment_pos, base=ROPE_BASE, fraction=ROPE_FRACTION)[:, :, 0]
+        # queries and the key share positions: rotate them as H + 1 heads in one call
+        qk = torch.cat([self.proj_q(x).unflatten(-1, (self.num_heads, self.head_dim)), self.proj_k(x)[:, :, None]], 2)
+        qk = apply_rope(qk, segment_pos, base=ROPE_BASE, fraction=ROPE_FRACTION)
+        q, k = qk[:, :, :-1], qk[:, :, -1]
         v = self.proj_v(x)
         if cache is None:
             cache = empty_attention_cache(batch, self.head_dim, k.dtype, x.device)
@@ -174,16 +175,22 @@ class LocalAttention(nn.Module):
 
     def _updated_cache(self, cache: AttentionCache, k: Tensor, v: Tensor, doc_start: Tensor) -> AttentionCache:
         """Append the new keys/values; once `window` are held, keep the last `window` at slot p % window."""
-        total = cache.num_tokens + k.shape[1]
-        keys = torch.cat([cache.keys.to(k.dtype), k], dim=1)
-        values = torch.cat([cache.values.to(v.dtype), v], dim=1)
-        if self.window is not None and total > self.window:
-            window, seen = self.window, cache.num_tokens
+        seen, length, held = cache.num_tokens, k.shape[1], cache.keys.shape[1]
+        total = seen + length
+        window = self.window
+        if window is None or total <= window:
+            keys, values = torch.cat([cache.keys.to(k.dtype), k], 1), torch.cat([cache.values.to(v.dtype), v], 1)
+        elif held == window and length < window:  # a full ring: overwrite the oldest slots
+            slots = torch.remainder(seen + torch.arange(length, device=k.device), window)
+            keys, values = cache.keys.to(k.dtype).clone(), cache.values.to(v.dtype).clone()
+            keys[:, slots], values[:, slots] = k, v
+        else:  # the ring fills up or turns over completely: gather the last `window` positions
             first = total - window
             slot_pos = first + torch.remainder(torch.arange(window, device=k.device) - first, window)
-            # index in `keys` of each kept position: new tokens follow the S cached slots, and a
-            # cached position sits in slot p % window once the ring is full, else in slot p
-            cached_slot = torch.remainder(slot_pos, window) if cache.keys.shape[1] == window else slot_pos
-            source = torch.where(slot_pos >= seen, slot_pos - seen + cache.keys.shape[1], cached_slot)
-            keys, values = keys[:, source], values[:, source]
+            # index of each kept position in [cached slots | new tokens]; before the ring is full
+            # (held < window) a cached position p sits in slot p
+            cached_slot = torch.remainder(slot_pos, window) if held == window else slot_pos
+            source = torch.where(slot_pos >= seen, slot_pos - seen + held, cached_slot)
+            keys = torch.cat([cache.keys.to(k.dtype), k], 1)[:, source]
+            values = torch.cat([cache.values.to(v.dtype), v], 1)[:, source]
         return AttentionCache(keys, values, total, doc_start)

@@ -97,7 +97,7 @@ class RGLRU(nn.Module):
         log_a = -GATE_CONSTANT * gate_a * nn.functional.softplus(self.a_param)
         a = torch.exp(log_a)
         multiplier = sqrt_bounded_gradient(1.0 - torch.exp(2.0 * log_a))
-        multiplier = torch.where(reset[..., None], torch.ones_like(multiplier), multiplier)
+        multiplier = torch.where(reset[..., None], 1.0, multiplier)
         return a, u * gate_x * multiplier.to(u.dtype)
 
     def forward(self, u: Tensor, reset: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
