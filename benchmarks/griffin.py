@@ -20,10 +20,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from repdyn.methods.lm import lm_loss, make_optimizer  # noqa: E402
-from repdyn.models.griffin import Griffin, griffin_config  # noqa: E402
-from repdyn.models.recurrentgemma_reference import import_official_torch  # noqa: E402
-from repdyn.tasks.text import LMBatch  # noqa: E402
+from repdyn.methods.lm import lm_loss, make_optimizer
+from repdyn.models.griffin import Griffin, griffin_config
+from repdyn.models.recurrentgemma_reference import import_official_torch
+from repdyn.tasks.text import LMBatch
 
 PRESET = "griffin-small"
 PROMPT_LEN, BATCH, SEQ_LEN = 64, 16, 256
@@ -32,10 +32,10 @@ PROMPT_LEN, BATCH, SEQ_LEN = 64, 16, 256
 class _ByteVocab:
     """The slice of a SentencePiece processor the official Sampler uses, for a byte vocabulary."""
 
-    def EncodeAsIds(self, text: str) -> list[int]:  # noqa: N802 (the official API's name)
+    def EncodeAsIds(self, text: str) -> list[int]:
         return list(text.encode("utf-8"))
 
-    def DecodeIds(self, ids: list[int]) -> str:  # noqa: N802
+    def DecodeIds(self, ids: list[int]) -> str:
         return bytes(ids).decode("utf-8", errors="replace")
 
     def bos_id(self) -> int:
@@ -61,12 +61,19 @@ def best_time(fn: Callable[[], object], repeats: int) -> float:
 
 def official_model(official, config):
     common = official.common
-    kinds = {"recurrent": common.TemporalBlockType.RECURRENT, "attention": common.TemporalBlockType.ATTENTION}
+    kinds = {
+        "recurrent": common.TemporalBlockType.RECURRENT,
+        "attention": common.TemporalBlockType.ATTENTION,
+    }
     official_config = common.GriffinConfig(
-        vocab_size=config.vocab_size, width=config.width, mlp_expanded_width=config.mlp_width,
-        num_heads=config.num_heads, block_types=tuple(kinds[k] for k in config.block_types),
+        vocab_size=config.vocab_size,
+        width=config.width,
+        mlp_expanded_width=config.mlp_width,
+        num_heads=config.num_heads,
+        block_types=tuple(kinds[k] for k in config.block_types),
         embeddings_scale_by_sqrt_dim=config.embeddings_scale_by_sqrt_dim,
-        attention_window_size=config.attention_window, logits_soft_cap=config.logits_soft_cap,
+        attention_window_size=config.attention_window,
+        logits_soft_cap=config.logits_soft_cap,
         lru_width=config.lru_width,
     )
     return official.Griffin(official_config, gradient_checkpointing=False)
@@ -115,20 +122,28 @@ def main(argv: list[str]) -> int:
         reference = official_model(official, config).eval()
         reference.load_state_dict(ours.state_dict())
     prompt = torch.randint(0, config.vocab_size, (1, PROMPT_LEN))
-    print(f"{PRESET}: width {config.width}, blocks {''.join(k[0].upper() for k in config.block_types)}, "
-          f"window {config.attention_window}, {sum(p.numel() for p in ours.parameters()) / 1e6:.2f}M params, "
-          f"{args.threads} thread(s)")
+    print(
+        f"{PRESET}: width {config.width}, blocks {''.join(k[0].upper() for k in config.block_types)}, "
+        f"window {config.attention_window}, {sum(p.numel() for p in ours.parameters()) / 1e6:.2f}M params, "
+        f"{args.threads} thread(s)"
+    )
 
     ours_s = best_time(our_decode(ours, prompt, args.tokens), repeats=3)
     ours_rate = args.tokens / ours_s
     if reference is not None:
         sampler = official.Sampler(reference, _ByteVocab(), greedy_sampling=True)
         text = _ByteVocab().DecodeIds(prompt[0, 1:].tolist())
-        ref_s = best_time(lambda: sampler([text], args.tokens, end_sampling_at_eos_token=False), repeats=3)
-        print(f"griffin decode tokens/s (batch 1, prompt {PROMPT_LEN}): {ref_s / ours_s:.1f}x vs recurrentgemma "
-              f"Sampler [ours {ours_rate:.0f} tok/s, ref {args.tokens / ref_s:.0f} tok/s]")
+        ref_s = best_time(
+            lambda: sampler([text], args.tokens, end_sampling_at_eos_token=False), repeats=3
+        )
+        print(
+            f"griffin decode tokens/s (batch 1, prompt {PROMPT_LEN}): {ref_s / ours_s:.1f}x vs recurrentgemma "
+            f"Sampler [ours {ours_rate:.0f} tok/s, ref {args.tokens / ref_s:.0f} tok/s]"
+        )
     else:
-        print(f"griffin decode tokens/s (batch 1, prompt {PROMPT_LEN}): reference not installed [ours {ours_rate:.0f} tok/s]")
+        print(
+            f"griffin decode tokens/s (batch 1, prompt {PROMPT_LEN}): reference not installed [ours {ours_rate:.0f} tok/s]"
+        )
 
     gen = torch.Generator().manual_seed(1)
     tokens = torch.randint(0, config.vocab_size, (BATCH, SEQ_LEN + 1), generator=gen)
@@ -140,11 +155,15 @@ def main(argv: list[str]) -> int:
     if reference is not None:
         reference.train()
         ref_s = best_time(train_closure(reference, batch, official_loss), repeats=1)
-        print(f"griffin train tokens/s (B={BATCH}, T={SEQ_LEN}): {ref_s / train_s:.1f}x vs recurrentgemma model "
-              f"[ours {rate:.0f} tok/s ({train_s * 1e3:.0f} ms/step), ref {BATCH * SEQ_LEN / ref_s:.0f} tok/s]")
+        print(
+            f"griffin train tokens/s (B={BATCH}, T={SEQ_LEN}): {ref_s / train_s:.1f}x vs recurrentgemma model "
+            f"[ours {rate:.0f} tok/s ({train_s * 1e3:.0f} ms/step), ref {BATCH * SEQ_LEN / ref_s:.0f} tok/s]"
+        )
     else:
-        print(f"griffin train tokens/s (B={BATCH}, T={SEQ_LEN}): reference not installed "
-              f"[ours {rate:.0f} tok/s ({train_s * 1e3:.0f} ms/step)]")
+        print(
+            f"griffin train tokens/s (B={BATCH}, T={SEQ_LEN}): reference not installed "
+            f"[ours {rate:.0f} tok/s ({train_s * 1e3:.0f} ms/step)]"
+        )
     return 0
 
 

@@ -23,8 +23,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from repdyn.models.recurrentgemma_reference import import_official_torch  # noqa: E402
-from repdyn.nn.scan import linear_scan  # noqa: E402
+from repdyn.models.recurrentgemma_reference import import_official_torch
+from repdyn.nn.scan import linear_scan
 
 SHAPES = [((8, 512, 256), 20.0), ((1, 4096, 1024), 100.0)]  # (B, T, D), speed-up goal (issue 5)
 FLOOR_GOAL = 10.0
@@ -85,9 +85,11 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument(
-        "--ref-length", type=int, default=None,
+        "--ref-length",
+        type=int,
+        default=None,
         help="time the slow reference at most at this T and scale linearly (a lower bound: its "
-             "backward grows faster than T); default: full length (~25 s at T=4096)",
+        "backward grows faster than T); default: full length (~25 s at T=4096)",
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -107,7 +109,11 @@ def main(argv: list[str]) -> int:
         ref_length = length if args.ref_length is None else min(length, args.ref_length)
         ref_s = best_time(fwd_bwd(reference, batch, ref_length, width), repeats=1)
         ref_s *= length / ref_length
-        scaled = f", ref timed at T={ref_length} and scaled x{length / ref_length:g}" if ref_length < length else ""
+        scaled = (
+            f", ref timed at T={ref_length} and scaled x{length / ref_length:g}"
+            if ref_length < length
+            else ""
+        )
         shape = f"(B={batch},T={length},D={width})"
         print(
             f"scan fwd+bwd {shape}: {ref_s / ours_s:.1f}x vs {ref_name} (goal >= {goal:g}x)"

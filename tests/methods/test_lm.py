@@ -8,7 +8,14 @@ from torch import nn
 
 from repdyn.bench.errors import UserError
 from repdyn.methods.lm import (
-    bits_per_byte, generate, lm_loss, make_optimizer, make_scheduler, sample_next, train_step, warmup_cosine,
+    bits_per_byte,
+    generate,
+    lm_loss,
+    make_optimizer,
+    make_scheduler,
+    sample_next,
+    train_step,
+    warmup_cosine,
 )
 from repdyn.models.griffin import Griffin, griffin_config
 from repdyn.tasks.text import BatchSampler, ByteTokenizer, Document, encode_documents
@@ -24,7 +31,7 @@ def _one_thread():
 
 
 def test_warmup_cosine_values():
-    kw = dict(warmup_steps=10, total_steps=110, min_ratio=0.1)
+    kw = {"warmup_steps": 10, "total_steps": 110, "min_ratio": 0.1}
     assert warmup_cosine(0, **kw) == pytest.approx(0.1)
     assert warmup_cosine(4, **kw) == pytest.approx(0.5)
     assert warmup_cosine(10, **kw) == pytest.approx(1.0)

@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from repdyn.bench.errors import CheckpointError, ConfigError
-from repdyn.models.griffin import Griffin, GriffinCache, block_pattern, embedding_scale, griffin_config
+from repdyn.models.griffin import (
+    Griffin,
+    GriffinCache,
+    block_pattern,
+    embedding_scale,
+    griffin_config,
+)
 
 WINDOW = 6
 
@@ -78,9 +84,13 @@ def test_global_attention_decoding_and_cache_growth():
             logits, cache = model(tokens[:, t : t + 1], pos[:, t : t + 1], cache)
             steps.append(logits)
     assert (torch.cat(steps, 1) - full).abs().max() < 1e-5
-    attention_bytes = lambda c: sum(b.keys.nbytes + b.values.nbytes for b in c.blocks if hasattr(b, "keys"))  # noqa: E731
+    attention_bytes = lambda c: sum(
+        b.keys.nbytes + b.values.nbytes for b in c.blocks if hasattr(b, "keys")
+    )
     assert cache.nbytes > small
-    assert attention_bytes(cache) == 2 * attention_bytes(model(tokens[:, :10], pos[:, :10])[1])  # linear in T
+    assert attention_bytes(cache) == 2 * attention_bytes(
+        model(tokens[:, :10], pos[:, :10])[1]
+    )  # linear in T
 
 
 def test_local_cache_bytes_stop_growing_at_the_window():
@@ -127,34 +137,54 @@ def test_cache_save_load_and_clone_continue_exactly(tmp_path):
 
 def test_official_key_table_names_and_shapes():
     """griffin.md §4 (tiny config of §5): 51 tensors with the official names and shapes."""
-    config = griffin_config("griffin-tiny", vocab_size=128, width=64, num_heads=4, mlp_width=192, lru_width=64)
+    config = griffin_config(
+        "griffin-tiny", vocab_size=128, width=64, num_heads=4, mlp_width=192, lru_width=64
+    )
     shapes = {k: tuple(v.shape) for k, v in Griffin(config).state_dict().items()}
     assert len(shapes) == 51
     want = {
-        "embedder.input_embedding": (128, 64), "final_norm.scale": (64,),
-        "blocks.0.temporal_pre_norm.scale": (64,), "blocks.2.channel_pre_norm.scale": (64,),
-        "blocks.0.recurrent_block.linear_x.weight": (64, 64), "blocks.1.recurrent_block.linear_y.bias": (64,),
+        "embedder.input_embedding": (128, 64),
+        "final_norm.scale": (64,),
+        "blocks.0.temporal_pre_norm.scale": (64,),
+        "blocks.2.channel_pre_norm.scale": (64,),
+        "blocks.0.recurrent_block.linear_x.weight": (64, 64),
+        "blocks.1.recurrent_block.linear_y.bias": (64,),
         "blocks.0.recurrent_block.linear_out.weight": (64, 64),
-        "blocks.0.recurrent_block.conv_1d.w": (4, 64), "blocks.0.recurrent_block.conv_1d.b": (64,),
+        "blocks.0.recurrent_block.conv_1d.w": (4, 64),
+        "blocks.0.recurrent_block.conv_1d.b": (64,),
         "blocks.1.recurrent_block.rg_lru.a_param": (64,),
-        "blocks.1.recurrent_block.rg_lru.input_gate.w": (4, 16, 16), "blocks.1.recurrent_block.rg_lru.a_gate.b": (4, 16),
-        "blocks.2.attention_block.proj_q.weight": (64, 64), "blocks.2.attention_block.proj_k.weight": (16, 64),
-        "blocks.2.attention_block.proj_v.weight": (16, 64), "blocks.2.attention_block.proj_final.weight": (64, 64),
+        "blocks.1.recurrent_block.rg_lru.input_gate.w": (4, 16, 16),
+        "blocks.1.recurrent_block.rg_lru.a_gate.b": (4, 16),
+        "blocks.2.attention_block.proj_q.weight": (64, 64),
+        "blocks.2.attention_block.proj_k.weight": (16, 64),
+        "blocks.2.attention_block.proj_v.weight": (16, 64),
+        "blocks.2.attention_block.proj_final.weight": (64, 64),
         "blocks.2.attention_block.proj_final.bias": (64,),
-        "blocks.0.mlp_block.ffw_up.w": (2, 64, 192), "blocks.0.mlp_block.ffw_up.b": (2, 1, 1, 192),
-        "blocks.0.mlp_block.ffw_down.weight": (64, 192), "blocks.0.mlp_block.ffw_down.bias": (64,),
+        "blocks.0.mlp_block.ffw_up.w": (2, 64, 192),
+        "blocks.0.mlp_block.ffw_up.b": (2, 1, 1, 192),
+        "blocks.0.mlp_block.ffw_down.weight": (64, 192),
+        "blocks.0.mlp_block.ffw_down.bias": (64,),
     }
     assert {k: shapes[k] for k in want} == want
-    assert not any(k.startswith("blocks.2.attention_block.proj_") and k.endswith("bias") and "final" not in k for k in shapes)
+    assert not any(
+        k.startswith("blocks.2.attention_block.proj_") and k.endswith("bias") and "final" not in k
+        for k in shapes
+    )
 
 
 def test_presets_follow_the_fact_sheet():
     """griffin.md §1.1/§1.7: 2B = 26 layers (18 R + 8 A), 9B = 38 (26 R + 12 A), 7B widths; scale 50.5."""
     two_b, nine_b = griffin_config("recurrentgemma-2b"), griffin_config("recurrentgemma-9b")
     assert (two_b.block_types.count("recurrent"), two_b.block_types.count("attention")) == (18, 8)
-    assert (nine_b.block_types.count("recurrent"), nine_b.block_types.count("attention")) == (26, 12)
+    assert (nine_b.block_types.count("recurrent"), nine_b.block_types.count("attention")) == (
+        26,
+        12,
+    )
     assert griffin_config("hawk-7b").block_types == ("recurrent",) * 32
-    assert griffin_config("griffin-7b").lru == 5632 and griffin_config("griffin-7b").attention_window == 1024
+    assert (
+        griffin_config("griffin-7b").lru == 5632
+        and griffin_config("griffin-7b").attention_window == 1024
+    )
     assert embedding_scale(2560) == 50.5
     with torch.device("meta"):
         model = Griffin(two_b)
@@ -205,10 +235,14 @@ def test_bad_configs_name_the_key():
 def test_initialisation_follows_the_official_code():
     """griffin.md §1.4: a^2 ~ U[0.81, 0.998]; gates N(0, 1/block); conv N(0, 0.01/4); last layers 2/num_layers."""
     torch.manual_seed(0)
-    config = griffin_config("griffin-tiny", width=256, num_heads=4, lru_width=384, mlp_width=768, vocab_size=512)
+    config = griffin_config(
+        "griffin-tiny", width=256, num_heads=4, lru_width=384, mlp_width=768, vocab_size=512
+    )
     model = Griffin(config)
     params = dict(model.named_parameters())
-    a_squared = torch.exp(-2 * torch.nn.functional.softplus(params["blocks.0.recurrent_block.rg_lru.a_param"]))
+    a_squared = torch.exp(
+        -2 * torch.nn.functional.softplus(params["blocks.0.recurrent_block.rg_lru.a_param"])
+    )
     assert 0.81 <= a_squared.min() and a_squared.max() <= 0.998
     assert abs(a_squared.mean().item() - (0.81 + 0.998) / 2) < 0.02  # uniform
     final = 2.0 / 3
@@ -225,6 +259,11 @@ def test_initialisation_follows_the_official_code():
     }
     for key, std in want_std.items():
         assert params[key].std().item() == pytest.approx(std, rel=0.1), key
-    zeros = ["final_norm.scale", "blocks.0.recurrent_block.conv_1d.b", "blocks.0.recurrent_block.rg_lru.a_gate.b",
-             "blocks.1.mlp_block.ffw_up.b", "blocks.2.attention_block.proj_final.bias"]
+    zeros = [
+        "final_norm.scale",
+        "blocks.0.recurrent_block.conv_1d.b",
+        "blocks.0.recurrent_block.rg_lru.a_gate.b",
+        "blocks.1.mlp_block.ffw_up.b",
+        "blocks.2.attention_block.proj_final.bias",
+    ]
     assert all(params[key].abs().max() == 0 for key in zeros)

@@ -73,12 +73,23 @@ def _official_state():
     return torch.load(FIXTURES / "official_tiny.pt", weights_only=True)
 
 
-@pytest.mark.parametrize("edit,match", [
-    (lambda s: s.pop("blocks.1.recurrent_block.rg_lru.a_param"), "blocks.1.recurrent_block.rg_lru.a_param"),
-    (lambda s: s.update({"blocks.0.extra": torch.zeros(1)}), "blocks.0.extra"),
-    (lambda s: s.update({"final_norm.scale": torch.zeros(3)}), "final_norm.scale"),
-    (lambda s: s.update({"blocks.1.recurrent_block.rg_lru.a_gate.w": torch.zeros(2, 32, 32)}), "heads"),
-])
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (
+            lambda s: s.pop("blocks.1.recurrent_block.rg_lru.a_param"),
+            "blocks.1.recurrent_block.rg_lru.a_param",
+        ),
+        (lambda s: s.update({"blocks.0.extra": torch.zeros(1)}), "blocks.0.extra"),
+        (lambda s: s.update({"final_norm.scale": torch.zeros(3)}), "final_norm.scale"),
+        (
+            lambda s: s.update(
+                {"blocks.1.recurrent_block.rg_lru.a_gate.w": torch.zeros(2, 32, 32)}
+            ),
+            "heads",
+        ),
+    ],
+)
 def test_mismatched_official_checkpoints_name_the_key(tmp_path, edit, match):
     state = _official_state()
     edit(state)
@@ -118,12 +129,23 @@ def test_mismatched_hf_folders_name_the_key_or_file(tmp_path):
 
 # Live cross-checks: random official models, when the official package is installed.
 
+
 def _official_griffin(rg, kinds, window, seed):
     common = rg.common
-    types = {"recurrent": common.TemporalBlockType.RECURRENT, "attention": common.TemporalBlockType.ATTENTION}
+    types = {
+        "recurrent": common.TemporalBlockType.RECURRENT,
+        "attention": common.TemporalBlockType.ATTENTION,
+    }
     config = common.GriffinConfig(
-        vocab_size=96, width=48, mlp_expanded_width=144, num_heads=3, block_types=tuple(types[k] for k in kinds),
-        embeddings_scale_by_sqrt_dim=True, attention_window_size=window, logits_soft_cap=30.0, lru_width=48,
+        vocab_size=96,
+        width=48,
+        mlp_expanded_width=144,
+        num_heads=3,
+        block_types=tuple(types[k] for k in kinds),
+        embeddings_scale_by_sqrt_dim=True,
+        attention_window_size=window,
+        logits_soft_cap=30.0,
+        lru_width=48,
     )
     torch.manual_seed(seed)
     model = rg.Griffin(config, gradient_checkpointing=False).eval()
@@ -133,7 +155,9 @@ def _official_griffin(rg, kinds, window, seed):
     return model
 
 
-@pytest.mark.parametrize("kinds", [("recurrent", "attention", "recurrent", "recurrent"), ("attention", "attention")])
+@pytest.mark.parametrize(
+    "kinds", [("recurrent", "attention", "recurrent", "recurrent"), ("attention", "attention")]
+)
 def test_live_random_official_models_match(tmp_path, kinds):
     rg = import_official_torch()
     if rg is None:
@@ -174,9 +198,19 @@ def test_live_official_preset_shapes_match_ours():
 def test_live_random_hf_model_matches(tmp_path):
     transformers = pytest.importorskip("transformers")
     config = transformers.RecurrentGemmaConfig(
-        num_hidden_layers=4, vocab_size=80, hidden_size=24, intermediate_size=96, num_attention_heads=2,
-        lru_width=36, attention_window_size=5, logits_soft_cap=20.0, num_key_value_heads=1,
-        block_types=("recurrent", "attention"), pad_token_id=0, bos_token_id=2, eos_token_id=1,
+        num_hidden_layers=4,
+        vocab_size=80,
+        hidden_size=24,
+        intermediate_size=96,
+        num_attention_heads=2,
+        lru_width=36,
+        attention_window_size=5,
+        logits_soft_cap=20.0,
+        num_key_value_heads=1,
+        block_types=("recurrent", "attention"),
+        pad_token_id=0,
+        bos_token_id=2,
+        eos_token_id=1,
     )
     torch.manual_seed(7)
     hf = transformers.RecurrentGemmaForCausalLM(config).eval()

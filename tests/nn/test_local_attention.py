@@ -18,7 +18,9 @@ def _segment_pos(reset):
 def _naive(layer, x, segment_pos):
     """Every query attends, head by head, to keys of its document at most `window` back."""
     batch, length, _ = x.shape
-    q = apply_rope(layer.proj_q(x).unflatten(-1, (layer.num_heads, layer.head_dim)), segment_pos, fraction=0.5)
+    q = apply_rope(
+        layer.proj_q(x).unflatten(-1, (layer.num_heads, layer.head_dim)), segment_pos, fraction=0.5
+    )
     k = apply_rope(layer.proj_k(x)[:, :, None], segment_pos, fraction=0.5)[:, :, 0]
     v = layer.proj_v(x)
     doc = torch.cumsum((segment_pos == 0).long(), 1)
@@ -28,7 +30,9 @@ def _naive(layer, x, segment_pos):
             lo = 0 if layer.window is None else max(0, t - layer.window)
             keys = [s for s in range(lo, t + 1) if doc[b, s] == doc[b, t]]
             for h in range(layer.num_heads):
-                weights = torch.softmax(torch.stack([q[b, t, h] @ k[b, s] for s in keys]) / layer.head_dim**0.5, 0)
+                weights = torch.softmax(
+                    torch.stack([q[b, t, h] @ k[b, s] for s in keys]) / layer.head_dim**0.5, 0
+                )
                 out[b, t, h] = sum(w * v[b, s] for w, s in zip(weights, keys))
     return layer.proj_final(out.flatten(2))
 
@@ -56,7 +60,18 @@ def test_cached_chunks_and_steps_equal_full_forward(window):
     pos = _segment_pos(reset)
     full, _ = layer(x, pos)
     cache, pieces = None, []
-    for lo, hi in [(0, 2), (2, 12), (12, 13), (13, 14), (14, 15), (15, 16), (16, 17), (17, 18), (18, 29), (29, 30)]:
+    for lo, hi in [
+        (0, 2),
+        (2, 12),
+        (12, 13),
+        (13, 14),
+        (14, 15),
+        (15, 16),
+        (16, 17),
+        (17, 18),
+        (18, 29),
+        (29, 30),
+    ]:
         y, cache = layer(x[:, lo:hi], pos[:, lo:hi], cache)
         pieces.append(y)
     torch.testing.assert_close(torch.cat(pieces, 1), full)

@@ -23,13 +23,21 @@ def test_rglru_matches_written_out_equations():
     h0 = torch.randn(2, 8, dtype=torch.float64)
     h, last = layer(u, reset, h0)
     # griffin.md §1.3 written out step by step
-    r = torch.sigmoid(torch.einsum("bthi,hij->bthj", u.view(2, 9, 2, 4), layer.a_gate.w) + layer.a_gate.b).reshape(2, 9, 8)
-    i = torch.sigmoid(torch.einsum("bthi,hij->bthj", u.view(2, 9, 2, 4), layer.input_gate.w) + layer.input_gate.b).reshape(2, 9, 8)
+    r = torch.sigmoid(
+        torch.einsum("bthi,hij->bthj", u.view(2, 9, 2, 4), layer.a_gate.w) + layer.a_gate.b
+    ).reshape(2, 9, 8)
+    i = torch.sigmoid(
+        torch.einsum("bthi,hij->bthj", u.view(2, 9, 2, 4), layer.input_gate.w) + layer.input_gate.b
+    ).reshape(2, 9, 8)
     a = torch.exp(-8.0 * r * torch.nn.functional.softplus(layer.a_param))
     state, states = h0, []
     for t in range(9):
         keep = ~reset[:, t, None]
-        normalised = torch.where(keep, torch.sqrt(1 - a[:, t] ** 2), torch.ones_like(a[:, t])) * i[:, t] * u[:, t]
+        normalised = (
+            torch.where(keep, torch.sqrt(1 - a[:, t] ** 2), torch.ones_like(a[:, t]))
+            * i[:, t]
+            * u[:, t]
+        )
         state = torch.where(keep, a[:, t] * state, 0.0) + normalised
         states.append(state)
     torch.testing.assert_close(h, torch.stack(states, 1))
@@ -56,7 +64,9 @@ def test_sqrt_gradient_is_bounded_at_1000():
     x = torch.tensor([0.0, 1e-9, 2.5e-7, 0.25, 1.0], dtype=torch.float64, requires_grad=True)
     sqrt_bounded_gradient(x).sum().backward()
     # d sqrt(x)/dx = 1 / (2 sqrt x), clipped to <= 1000 (griffin.md §1.3)
-    torch.testing.assert_close(x.grad, torch.tensor([1000.0, 1000.0, 1000.0, 1.0, 0.5], dtype=torch.float64))
+    torch.testing.assert_close(
+        x.grad, torch.tensor([1000.0, 1000.0, 1000.0, 1.0, 0.5], dtype=torch.float64)
+    )
     torch.testing.assert_close(sqrt_bounded_gradient(x.detach()), x.detach().sqrt())
 
 
@@ -81,7 +91,7 @@ def test_composition_identity_of_one_layer():
     """h(s1 || s2) = A(s2) * h(s1) + h_0(s2) with A(s2) the product of a_t over s2 (state_soup.md §2)."""
     layer = _layer(width=6, heads=3, seed=2)
     s1, s2 = torch.randn(2, 11, 6, dtype=torch.float64), torch.randn(2, 7, 6, dtype=torch.float64)
-    no_reset = lambda t: torch.zeros(2, t.shape[1], dtype=torch.bool)  # noqa: E731
+    no_reset = lambda t: torch.zeros(2, t.shape[1], dtype=torch.bool)
     _, h_s1 = layer(s1, no_reset(s1))
     _, h0_s2 = layer(s2, no_reset(s2))
     a_s2, _ = layer.coefficients(s2, no_reset(s2))

@@ -8,7 +8,9 @@ from repdyn.nn.scan import linear_scan, linear_scan_reference
 
 def _inputs(batch, length, width, dtype=torch.float32, seed=0):
     gen = torch.Generator().manual_seed(seed)
-    a = torch.rand(batch, length, width, generator=gen, dtype=torch.float64) ** 0.2  # a in (0, 1), mostly near 1
+    a = (
+        torch.rand(batch, length, width, generator=gen, dtype=torch.float64) ** 0.2
+    )  # a in (0, 1), mostly near 1
     x = torch.randn(batch, length, width, generator=gen, dtype=torch.float64)
     h0 = torch.randn(batch, width, generator=gen, dtype=torch.float64)
     reset = torch.rand(batch, length, generator=gen) < 0.05
@@ -36,7 +38,9 @@ def test_scan_matches_float64_loop_with_resets_and_initial_state():
     assert (last.double() - want_last).abs().max() < 1e-5
 
 
-@pytest.mark.parametrize("length,chunk", [(1, None), (2, None), (3, 2), (7, 3), (64, 8), (65, 8), (100, 64)])
+@pytest.mark.parametrize(
+    "length,chunk", [(1, None), (2, None), (3, 2), (7, 3), (64, 8), (65, 8), (100, 64)]
+)
 def test_scan_lengths_and_chunks_agree_with_reference(length, chunk):
     a, x, h0, reset = _inputs(3, length, 5, dtype=torch.float64, seed=length)
     h, last = linear_scan(a, x, h0, reset, chunk=chunk)
@@ -51,8 +55,10 @@ def test_bf16_inputs_accumulate_in_fp32():
     h, last = linear_scan(a16, x16, h0.float(), reset)
     want, want_last = _float64_loop(a16, x16, h0.float(), reset)  # exact math on the bf16 values
     assert h.dtype == torch.bfloat16 and last.dtype == torch.float32
-    assert (last.double() - want_last).abs().max() < 1e-5  # a bf16 accumulator would be off by ~1e-2
-    assert (h.double() - want).abs().max() <= 2 ** -7 * want.abs().max()  # only the output is rounded
+    assert (
+        last.double() - want_last
+    ).abs().max() < 1e-5  # a bf16 accumulator would be off by ~1e-2
+    assert (h.double() - want).abs().max() <= 2**-7 * want.abs().max()  # only the output is rounded
 
 
 def test_scan_without_initial_state_starts_from_zero():
@@ -67,13 +73,17 @@ def test_gradcheck_custom_backward(chunk):
     a, x, h0, reset = _inputs(2, 13, 3, dtype=torch.float64, seed=3)
     reset[0, 4] = True
     inputs = tuple(t.clone().requires_grad_() for t in (a, x, h0))
-    assert torch.autograd.gradcheck(lambda a, x, h0: linear_scan(a, x, h0, reset, chunk=chunk), inputs)
+    assert torch.autograd.gradcheck(
+        lambda a, x, h0: linear_scan(a, x, h0, reset, chunk=chunk), inputs
+    )
 
 
 def test_gradient_through_final_state_only():
     a, x, h0, reset = _inputs(1, 20, 2, dtype=torch.float64, seed=4)
     inputs = tuple(t.clone().requires_grad_() for t in (a, x, h0))
-    assert torch.autograd.gradcheck(lambda a, x, h0: linear_scan(a, x, h0, reset, chunk=4)[1], inputs)
+    assert torch.autograd.gradcheck(
+        lambda a, x, h0: linear_scan(a, x, h0, reset, chunk=4)[1], inputs
+    )
 
 
 def test_shape_errors_name_the_argument():

@@ -7,8 +7,17 @@ import torch
 
 from repdyn.bench.errors import DataError, UserError
 from repdyn.tasks.text import (
-    BatchSampler, ByteTokenizer, Document, SentencePieceTokenizer, encode_documents, eval_batches, load_corpus,
-    load_tokenizer, pydoc_documents, split_documents, stdlib_documents,
+    BatchSampler,
+    ByteTokenizer,
+    Document,
+    SentencePieceTokenizer,
+    encode_documents,
+    eval_batches,
+    load_corpus,
+    load_tokenizer,
+    pydoc_documents,
+    split_documents,
+    stdlib_documents,
 )
 
 TEXT = "def f(x):\n    return x  # naïve — ünïcode ✓\n"
@@ -25,9 +34,12 @@ def test_byte_tokenizer_round_trip():
 def test_sentencepiece_round_trip(tmp_path):
     spm = pytest.importorskip("sentencepiece")
     corpus = tmp_path / "corpus.txt"
-    corpus.write_text("\n".join(f"line {i}: the quick brown fox jumps over the lazy dog" for i in range(200)))
-    spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(tmp_path / "sp"), vocab_size=60,
-                                   minloglevel=2)
+    corpus.write_text(
+        "\n".join(f"line {i}: the quick brown fox jumps over the lazy dog" for i in range(200))
+    )
+    spm.SentencePieceTrainer.train(
+        input=str(corpus), model_prefix=str(tmp_path / "sp"), vocab_size=60, minloglevel=2
+    )
     tok = load_tokenizer(tmp_path / "sp.model")
     text = "the lazy fox jumps over the quick dog"
     assert tok.vocab_size == 60 and tok.decode(tok.encode(text)) == text

@@ -18,10 +18,18 @@ import torch
 from torch import Tensor, nn
 
 from repdyn.bench.errors import UserError
-from repdyn.tasks.text import LMBatch, TokenStream, Tokenizer, eval_batches
+from repdyn.tasks.text import LMBatch, Tokenizer, TokenStream, eval_batches
 
-__all__ = ["bits_per_byte", "generate", "lm_loss", "make_optimizer", "make_scheduler", "sample_next",
-           "train_step", "warmup_cosine"]
+__all__ = [
+    "bits_per_byte",
+    "generate",
+    "lm_loss",
+    "make_optimizer",
+    "make_scheduler",
+    "sample_next",
+    "train_step",
+    "warmup_cosine",
+]
 
 
 def lm_loss(model: nn.Module, batch: LMBatch) -> Tensor:
@@ -30,16 +38,26 @@ def lm_loss(model: nn.Module, batch: LMBatch) -> Tensor:
     return nn.functional.cross_entropy(logits.float().flatten(0, 1), batch.targets.flatten())
 
 
-def make_optimizer(model: nn.Module, *, lr: float, weight_decay: float = 0.1,
-                   betas: tuple[float, float] = (0.9, 0.95)) -> torch.optim.AdamW:
+def make_optimizer(
+    model: nn.Module,
+    *,
+    lr: float,
+    weight_decay: float = 0.1,
+    betas: tuple[float, float] = (0.9, 0.95),
+) -> torch.optim.AdamW:
     """AdamW; weight decay on matrices only (not on norms, biases, gates' biases or a_param)."""
     matrices = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
     others = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
-    groups = [{"params": matrices, "weight_decay": weight_decay}, {"params": others, "weight_decay": 0.0}]
+    groups = [
+        {"params": matrices, "weight_decay": weight_decay},
+        {"params": others, "weight_decay": 0.0},
+    ]
     return torch.optim.AdamW(groups, lr=lr, betas=betas)
 
 
-def warmup_cosine(step: int, *, warmup_steps: int, total_steps: int, min_ratio: float = 0.1) -> float:
+def warmup_cosine(
+    step: int, *, warmup_steps: int, total_steps: int, min_ratio: float = 0.1
+) -> float:
     """LR multiplier: linear warm-up to 1 over `warmup_steps` (step 0 -> 1/warmup), then cosine to `min_ratio`."""
     if step < warmup_steps:
         return (step + 1) / warmup_steps
@@ -47,17 +65,27 @@ def warmup_cosine(step: int, *, warmup_steps: int, total_steps: int, min_ratio: 
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, *, warmup_steps: int, total_steps: int,
-                   min_ratio: float = 0.1) -> torch.optim.lr_scheduler.LambdaLR:
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, *, warmup_steps: int, total_steps: int, min_ratio: float = 0.1
+) -> torch.optim.lr_scheduler.LambdaLR:
     """`warmup_cosine` as a scheduler stepped once per optimizer step."""
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_cosine(step, warmup_steps=warmup_steps, total_steps=total_steps,
-                                              min_ratio=min_ratio))
+        optimizer,
+        lambda step: warmup_cosine(
+            step, warmup_steps=warmup_steps, total_steps=total_steps, min_ratio=min_ratio
+        ),
+    )
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer,
-               scheduler: torch.optim.lr_scheduler.LRScheduler | None, batch: LMBatch, *,
-               grad_clip: float | None = 1.0, bf16: bool = False) -> float:
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    batch: LMBatch,
+    *,
+    grad_clip: float | None = 1.0,
+    bf16: bool = False,
+) -> float:
     """One optimizer step on `batch` (optionally under bf16 autocast); returns the loss before the step."""
     model.train()
     optimizer.zero_grad(set_to_none=True)
@@ -74,8 +102,15 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer,
 
 
 @torch.no_grad()
-def bits_per_byte(model: nn.Module, stream: TokenStream, tokenizer: Tokenizer, *, eval_len: int,
-                  batch_size: int = 8, max_windows: int | None = None) -> float:
+def bits_per_byte(
+    model: nn.Module,
+    stream: TokenStream,
+    tokenizer: Tokenizer,
+    *,
+    eval_len: int,
+    batch_size: int = 8,
+    max_windows: int | None = None,
+) -> float:
     """Total next-token NLL in bits over the UTF-8 bytes predicted, on consecutive windows of `eval_len`.
 
     Every window starts from an empty state, so `eval_len` is the context length evaluated.
@@ -85,15 +120,23 @@ def bits_per_byte(model: nn.Module, stream: TokenStream, tokenizer: Tokenizer, *
     nll_nats, num_bytes = 0.0, 0
     for batch in eval_batches(stream, eval_len, batch_size, max_windows):
         logits, _ = model(batch.inputs, batch.segment_pos, return_cache=False)
-        nll = nn.functional.cross_entropy(logits.float().flatten(0, 1), batch.targets.flatten(), reduction="sum")
+        nll = nn.functional.cross_entropy(
+            logits.float().flatten(0, 1), batch.targets.flatten(), reduction="sum"
+        )
         nll_nats += nll.item()
         num_bytes += sum(tokenizer.count_bytes(row.tolist()) for row in batch.targets)
     model.train(was_training)
     return nll_nats / math.log(2) / num_bytes
 
 
-def sample_next(logits: Tensor, *, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-                generator: torch.Generator | None = None) -> int:
+def sample_next(
+    logits: Tensor,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> int:
     """Draw a token id from logits [vocab]: temperature 0 is argmax; top-k, then nucleus (top-p) filtering."""
     if temperature == 0:
         return int(logits.argmax())
@@ -111,7 +154,9 @@ def sample_next(logits: Tensor, *, temperature: float = 1.0, top_k: int | None =
     return int(torch.multinomial(probs, 1, generator=generator))
 
 
-def _check_sampling(max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
+def _check_sampling(
+    max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None
+) -> None:
     if max_new_tokens < 0:
         raise UserError(f"max_new_tokens must be >= 0; got {max_new_tokens}")
     if temperature < 0:
@@ -123,9 +168,17 @@ def _check_sampling(max_new_tokens: int, temperature: float, top_k: int | None, 
 
 
 @torch.no_grad()
-def generate(model: nn.Module, tokenizer: Tokenizer, prompt: str, max_new_tokens: int = 200, *,
-             temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-             seed: int = 0) -> Iterator[str]:
+def generate(
+    model: nn.Module,
+    tokenizer: Tokenizer,
+    prompt: str,
+    max_new_tokens: int = 200,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int = 0,
+) -> Iterator[str]:
     """Stream the continuation of `prompt` as text pieces, decoding token by token from the model's cache.
 
     The same seed gives the same text. A piece is withheld while it ends inside a multi-byte character.
@@ -142,14 +195,19 @@ def generate(model: nn.Module, tokenizer: Tokenizer, prompt: str, max_new_tokens
     new_ids: list[int] = []
     emitted = ""
     for step in range(max_new_tokens):
-        token = sample_next(logits[0, -1].cpu(), temperature=temperature, top_k=top_k, top_p=top_p,
-                            generator=generator)
+        token = sample_next(
+            logits[0, -1].cpu(),
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            generator=generator,
+        )
         new_ids.append(token)
         text = tokenizer.decode(prompt_ids + new_ids)
-        text = text[len(base):] if text.startswith(base) else tokenizer.decode(new_ids)
+        text = text[len(base) :] if text.startswith(base) else tokenizer.decode(new_ids)
         stable = text if step == max_new_tokens - 1 else text.rstrip("\ufffd")
         if stable.startswith(emitted) and len(stable) > len(emitted):
-            yield stable[len(emitted):]
+            yield stable[len(emitted) :]
             emitted = stable
         if step < max_new_tokens - 1:
             logits, cache = model(torch.tensor([[token]], device=device), cache=cache)

@@ -40,7 +40,9 @@ PATTERNS = {  # griffin.md §1.1: block pattern cycle([R, R, A])
 def block_pattern(pattern: str, num_layers: int) -> tuple[str, ...]:
     """Block kinds of `num_layers` layers cycling `pattern`: griffin (R, R, A), hawk (R) or transformer (A)."""
     if pattern not in PATTERNS:
-        raise ConfigError("pattern", f"unknown block pattern {pattern!r}; accepted: {', '.join(PATTERNS)}")
+        raise ConfigError(
+            "pattern", f"unknown block pattern {pattern!r}; accepted: {', '.join(PATTERNS)}"
+        )
     cycle = PATTERNS[pattern]
     return tuple(cycle[i % len(cycle)] for i in range(num_layers))
 
@@ -62,21 +64,43 @@ class GriffinConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "block_types", tuple(self.block_types))
-        positive = {"vocab_size": self.vocab_size, "width": self.width, "num_heads": self.num_heads,
-                    "mlp_width": self.mlp_width, "lru_width": self.lru, "conv_width": self.conv_width}
+        positive = {
+            "vocab_size": self.vocab_size,
+            "width": self.width,
+            "num_heads": self.num_heads,
+            "mlp_width": self.mlp_width,
+            "lru_width": self.lru,
+            "conv_width": self.conv_width,
+        }
         for key, value in positive.items():
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(key, f"must be a positive integer; got {value!r}")
         if self.width % self.num_heads or self.lru % self.num_heads:
-            raise ConfigError("num_heads", f"must divide width {self.width} and lru_width {self.lru}; got {self.num_heads}")
+            raise ConfigError(
+                "num_heads",
+                f"must divide width {self.width} and lru_width {self.lru}; got {self.num_heads}",
+            )
         if (self.width // self.num_heads) % 4:
-            raise ConfigError("num_heads", f"head_dim = width / num_heads must be a multiple of 4 for RoPE; got {self.width // self.num_heads}")
+            raise ConfigError(
+                "num_heads",
+                f"head_dim = width / num_heads must be a multiple of 4 for RoPE; got {self.width // self.num_heads}",
+            )
         if not self.block_types or any(kind not in BLOCK_KINDS for kind in self.block_types):
-            raise ConfigError("block_types", f"must be a non-empty sequence of {BLOCK_KINDS}; got {self.block_types!r}")
-        if self.attention_window is not None and (not isinstance(self.attention_window, int) or self.attention_window < 1):
-            raise ConfigError("attention_window", f"must be a positive integer or None (global); got {self.attention_window!r}")
+            raise ConfigError(
+                "block_types",
+                f"must be a non-empty sequence of {BLOCK_KINDS}; got {self.block_types!r}",
+            )
+        if self.attention_window is not None and (
+            not isinstance(self.attention_window, int) or self.attention_window < 1
+        ):
+            raise ConfigError(
+                "attention_window",
+                f"must be a positive integer or None (global); got {self.attention_window!r}",
+            )
         if self.logits_soft_cap < 0:
-            raise ConfigError("logits_soft_cap", f"must be >= 0 (0 turns it off); got {self.logits_soft_cap}")
+            raise ConfigError(
+                "logits_soft_cap", f"must be >= 0 (0 turns it off); got {self.logits_soft_cap}"
+            )
 
     @property
     def lru(self) -> int:
@@ -107,15 +131,34 @@ class GriffinConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ConfigError(unknown[0], f"unknown Griffin config key; accepted: {', '.join(sorted(known))}")
+            raise ConfigError(
+                unknown[0], f"unknown Griffin config key; accepted: {', '.join(sorted(known))}"
+            )
         return cls(**data)
 
 
-def _preset(width: int, heads: int, lru: int, layers: int, pattern: str, window: int, cap: float, scale: bool,
-            vocab: int) -> GriffinConfig:
-    return GriffinConfig(vocab_size=vocab, width=width, num_heads=heads, mlp_width=3 * width,  # griffin.md §1.7: MLP 3 D
-                         block_types=block_pattern(pattern, layers), attention_window=window, lru_width=lru,
-                         logits_soft_cap=cap, embeddings_scale_by_sqrt_dim=scale)
+def _preset(
+    width: int,
+    heads: int,
+    lru: int,
+    layers: int,
+    pattern: str,
+    window: int,
+    cap: float,
+    scale: bool,
+    vocab: int,
+) -> GriffinConfig:
+    return GriffinConfig(
+        vocab_size=vocab,
+        width=width,
+        num_heads=heads,
+        mlp_width=3 * width,  # griffin.md §1.7: MLP 3 D
+        block_types=block_pattern(pattern, layers),
+        attention_window=window,
+        lru_width=lru,
+        logits_soft_cap=cap,
+        embeddings_scale_by_sqrt_dim=scale,
+    )
 
 
 PRESETS: dict[str, GriffinConfig] = {  # griffin.md §1.7, plus CPU sizes
@@ -123,7 +166,9 @@ PRESETS: dict[str, GriffinConfig] = {  # griffin.md §1.7, plus CPU sizes
     "recurrentgemma-9b": _preset(4096, 16, 4096, 38, "griffin", 2048, 30.0, True, 256_000),
     "griffin-7b": _preset(4096, 32, 5632, 32, "griffin", 1024, 0.0, False, 256_000),
     "hawk-7b": _preset(4096, 32, 5632, 32, "hawk", 1024, 0.0, False, 256_000),
-    "griffin-small": _preset(128, 4, 128, 3, "griffin", 64, 30.0, True, 256),  # griffin.md §8 claim B size
+    "griffin-small": _preset(
+        128, 4, 128, 3, "griffin", 64, 30.0, True, 256
+    ),  # griffin.md §8 claim B size
     "griffin-tiny": _preset(32, 2, 32, 3, "griffin", 8, 30.0, True, 256),
 }
 
@@ -131,7 +176,9 @@ PRESETS: dict[str, GriffinConfig] = {  # griffin.md §1.7, plus CPU sizes
 def griffin_config(preset: str, *, pattern: str | None = None, **overrides: Any) -> GriffinConfig:
     """A preset config, optionally with another block pattern and field overrides."""
     if preset not in PRESETS:
-        raise ConfigError("preset", f"unknown Griffin preset {preset!r}; accepted: {', '.join(PRESETS)}")
+        raise ConfigError(
+            "preset", f"unknown Griffin preset {preset!r}; accepted: {', '.join(PRESETS)}"
+        )
     config = PRESETS[preset]
     if pattern is not None:
         config = config.with_pattern(pattern)
@@ -158,7 +205,9 @@ class GriffinCache:
 
     def clone(self) -> GriffinCache:
         """An independent copy (continuing from it leaves this cache untouched either way)."""
-        return GriffinCache(tuple(block.clone() for block in self.blocks), self.next_segment_pos.clone())
+        return GriffinCache(
+            tuple(block.clone() for block in self.blocks), self.next_segment_pos.clone()
+        )
 
     def save(self, path: str | Path) -> None:
         """Write one safetensors file; the block layout travels as JSON in its metadata."""
@@ -172,8 +221,16 @@ class GriffinCache:
                 if isinstance(value, Tensor):
                     tensors[f"blocks.{i}.{field.name}"] = value.contiguous()
             kind = "recurrent" if isinstance(block, RecurrentCache) else "attention"
-            layout.append({"kind": kind, **({"num_tokens": block.num_tokens} if kind == "attention" else {})})
-        save_file(tensors, str(path), metadata={"repdyn": json.dumps({"format": "griffin-cache", "version": 1, "blocks": layout})})
+            layout.append(
+                {"kind": kind, **({"num_tokens": block.num_tokens} if kind == "attention" else {})}
+            )
+        save_file(
+            tensors,
+            str(path),
+            metadata={
+                "repdyn": json.dumps({"format": "griffin-cache", "version": 1, "blocks": layout})
+            },
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> GriffinCache:
@@ -183,7 +240,7 @@ class GriffinCache:
         try:
             with safe_open(str(path), framework="pt") as handle:
                 layout = json.loads((handle.metadata() or {}).get("repdyn", "null"))
-                tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+                tensors = {key: handle.get_tensor(key) for key in handle}
         except (OSError, ValueError, SafetensorError) as exc:
             raise CheckpointError(f"{path}: not a readable Griffin cache file ({exc})") from exc
         if not isinstance(layout, dict) or layout.get("format") != "griffin-cache":
@@ -192,10 +249,20 @@ class GriffinCache:
             blocks: list[BlockCache] = []
             for i, entry in enumerate(layout["blocks"]):
                 if entry["kind"] == "recurrent":
-                    blocks.append(RecurrentCache(tensors[f"blocks.{i}.rg_lru_state"], tensors[f"blocks.{i}.conv1d_state"]))
+                    blocks.append(
+                        RecurrentCache(
+                            tensors[f"blocks.{i}.rg_lru_state"], tensors[f"blocks.{i}.conv1d_state"]
+                        )
+                    )
                 else:
-                    blocks.append(AttentionCache(tensors[f"blocks.{i}.keys"], tensors[f"blocks.{i}.values"],
-                                                 int(entry["num_tokens"]), tensors[f"blocks.{i}.doc_start"]))
+                    blocks.append(
+                        AttentionCache(
+                            tensors[f"blocks.{i}.keys"],
+                            tensors[f"blocks.{i}.values"],
+                            int(entry["num_tokens"]),
+                            tensors[f"blocks.{i}.doc_start"],
+                        )
+                    )
             return cls(tuple(blocks), tensors["next_segment_pos"])
         except KeyError as exc:
             raise CheckpointError(f"{path}: Griffin cache is missing {exc.args[0]!r}") from exc
@@ -228,17 +295,35 @@ class Griffin(nn.Module):
         super().__init__()
         self.config = config
         self.gradient_checkpointing = gradient_checkpointing
-        self.embedder = Embedder(config.vocab_size, config.width, config.embeddings_scale_by_sqrt_dim)
-        final_scale = 2.0 / config.num_layers  # griffin.md §1.4: last projections, variance 2 / num_layers
+        self.embedder = Embedder(
+            config.vocab_size, config.width, config.embeddings_scale_by_sqrt_dim
+        )
+        final_scale = (
+            2.0 / config.num_layers
+        )  # griffin.md §1.4: last projections, variance 2 / num_layers
         self.blocks = nn.ModuleList(
-            ResidualBlock(kind, config.width, config.mlp_width, config.num_heads, config.lru,
-                          config.attention_window, config.conv_width, final_scale)
+            ResidualBlock(
+                kind,
+                config.width,
+                config.mlp_width,
+                config.num_heads,
+                config.lru,
+                config.attention_window,
+                config.conv_width,
+                final_scale,
+            )
             for kind in config.block_types
         )
         self.final_norm = RMSNorm(config.width)
 
-    def forward(self, tokens: Tensor, segment_pos: Tensor | None = None, cache: GriffinCache | None = None,
-                *, return_cache: bool = True) -> tuple[Tensor, GriffinCache | None]:
+    def forward(
+        self,
+        tokens: Tensor,
+        segment_pos: Tensor | None = None,
+        cache: GriffinCache | None = None,
+        *,
+        return_cache: bool = True,
+    ) -> tuple[Tensor, GriffinCache | None]:
         """Logits [B, T, vocab] for tokens [B, T] following `cache`, and the cache after them.
 
         `segment_pos` defaults to consecutive positions (from 0, or after the cache's last token).
@@ -249,15 +334,21 @@ class Griffin(nn.Module):
             raise ValueError(f"cache has {len(cache.blocks)} blocks, the model {len(self.blocks)}")
         if segment_pos is None:
             start = 0 if cache is None else cache.next_segment_pos[:, None]
-            segment_pos = start + torch.arange(tokens.shape[1], device=tokens.device).expand(tokens.shape)
+            segment_pos = start + torch.arange(tokens.shape[1], device=tokens.device).expand(
+                tokens.shape
+            )
         elif segment_pos.shape != tokens.shape:
-            raise ValueError(f"segment_pos must match tokens {tuple(tokens.shape)}; got {tuple(segment_pos.shape)}")
+            raise ValueError(
+                f"segment_pos must match tokens {tuple(tokens.shape)}; got {tuple(segment_pos.shape)}"
+            )
         x = self.embedder.encode(tokens)
         new_blocks = []
         for i, block in enumerate(self.blocks):
             block_cache = None if cache is None else cache.blocks[i]
             if self.gradient_checkpointing and torch.is_grad_enabled():
-                x, block_cache = checkpoint(block, x, segment_pos, block_cache, return_cache, use_reentrant=False)
+                x, block_cache = checkpoint(
+                    block, x, segment_pos, block_cache, return_cache, use_reentrant=False
+                )
             else:
                 x, block_cache = block(x, segment_pos, block_cache, return_cache)
             new_blocks.append(block_cache)

@@ -30,8 +30,14 @@ def _get(state: dict[str, Tensor], key: str, source: str) -> Tensor:
     return state[key]
 
 
-def infer_config(state: dict[str, Tensor], *, attention_window: int | None, logits_soft_cap: float,
-                 embeddings_scale_by_sqrt_dim: bool, source: str = "state_dict") -> GriffinConfig:
+def infer_config(
+    state: dict[str, Tensor],
+    *,
+    attention_window: int | None,
+    logits_soft_cap: float,
+    embeddings_scale_by_sqrt_dim: bool,
+    source: str = "state_dict",
+) -> GriffinConfig:
     """A GriffinConfig from official parameter names/shapes plus the settings shapes cannot carry."""
     vocab_size, width = _get(state, "embedder.input_embedding", source).shape
     mlp_width = _get(state, "blocks.0.mlp_block.ffw_up.w", source).shape[-1]
@@ -49,18 +55,30 @@ def infer_config(state: dict[str, Tensor], *, attention_window: int | None, logi
             key = f"{prefix}.attention_block.proj_k.weight"
             heads[key] = width // state[key].shape[0]  # proj_k is [head_dim, D]
         else:
-            raise CheckpointError(f"{source}: {prefix} has neither recurrent_block.rg_lru.a_gate.w nor attention_block.proj_k.weight")
+            raise CheckpointError(
+                f"{source}: {prefix} has neither recurrent_block.rg_lru.a_gate.w nor attention_block.proj_k.weight"
+            )
     if not kinds:
         raise CheckpointError(f"{source}: missing key 'blocks.0.channel_pre_norm.scale'")
     first_key, num_heads = next(iter(heads.items()))
     for key, value in heads.items():
         if value != num_heads:
-            raise CheckpointError(f"{source}: {key!r} implies {value} heads but {first_key!r} implies {num_heads}")
+            raise CheckpointError(
+                f"{source}: {key!r} implies {value} heads but {first_key!r} implies {num_heads}"
+            )
     try:
-        return GriffinConfig(vocab_size=vocab_size, width=width, num_heads=num_heads, mlp_width=mlp_width,
-                             block_types=tuple(kinds), attention_window=attention_window, lru_width=lru_width,
-                             conv_width=conv_width, logits_soft_cap=logits_soft_cap,
-                             embeddings_scale_by_sqrt_dim=embeddings_scale_by_sqrt_dim)
+        return GriffinConfig(
+            vocab_size=vocab_size,
+            width=width,
+            num_heads=num_heads,
+            mlp_width=mlp_width,
+            block_types=tuple(kinds),
+            attention_window=attention_window,
+            lru_width=lru_width,
+            conv_width=conv_width,
+            logits_soft_cap=logits_soft_cap,
+            embeddings_scale_by_sqrt_dim=embeddings_scale_by_sqrt_dim,
+        )
     except ConfigError as exc:
         raise CheckpointError(f"{source}: inconsistent sizes ({exc})") from exc
 
@@ -73,7 +91,9 @@ def load_state_exact(model: Griffin, state: dict[str, Tensor], source: str) -> G
             raise CheckpointError(f"{source}: unexpected key {key!r}")
         if not isinstance(tensor, Tensor) or tensor.shape != expected[key].shape:
             shape = tuple(tensor.shape) if isinstance(tensor, Tensor) else type(tensor).__name__
-            raise CheckpointError(f"{source}: {key!r} has shape {shape}, expected {tuple(expected[key].shape)}")
+            raise CheckpointError(
+                f"{source}: {key!r} has shape {shape}, expected {tuple(expected[key].shape)}"
+            )
     for key in expected:
         if key not in state:
             raise CheckpointError(f"{source}: missing key {key!r}")
@@ -81,9 +101,13 @@ def load_state_exact(model: Griffin, state: dict[str, Tensor], source: str) -> G
     return model
 
 
-def load_recurrentgemma(path: str | Path, *, attention_window: int | None = RECURRENTGEMMA_WINDOW,
-                        logits_soft_cap: float = RECURRENTGEMMA_SOFT_CAP,
-                        embeddings_scale_by_sqrt_dim: bool = True) -> Griffin:
+def load_recurrentgemma(
+    path: str | Path,
+    *,
+    attention_window: int | None = RECURRENTGEMMA_WINDOW,
+    logits_soft_cap: float = RECURRENTGEMMA_SOFT_CAP,
+    embeddings_scale_by_sqrt_dim: bool = True,
+) -> Griffin:
     """Load a state_dict saved by `torch.save(model.state_dict())` from the official recurrentgemma model."""
     source = str(path)
     try:
@@ -91,11 +115,18 @@ def load_recurrentgemma(path: str | Path, *, attention_window: int | None = RECU
     except FileNotFoundError as exc:
         raise CheckpointError(f"{source}: no such file") from exc
     except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{source}: not a torch state_dict ({str(exc).splitlines()[0]})") from exc
+        raise CheckpointError(
+            f"{source}: not a torch state_dict ({str(exc).splitlines()[0]})"
+        ) from exc
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise CheckpointError(f"{source}: expected a dict of tensors (a state_dict)")
-    config = infer_config(state, attention_window=attention_window, logits_soft_cap=logits_soft_cap,
-                          embeddings_scale_by_sqrt_dim=embeddings_scale_by_sqrt_dim, source=source)
+    config = infer_config(
+        state,
+        attention_window=attention_window,
+        logits_soft_cap=logits_soft_cap,
+        embeddings_scale_by_sqrt_dim=embeddings_scale_by_sqrt_dim,
+        source=source,
+    )
     return load_state_exact(Griffin(config), state, source).eval()
 
 
@@ -138,6 +169,7 @@ def _hf_weight_files(folder: Path) -> list[Path]:
 
 def hf_config_to_griffin(hf: dict[str, Any], source: str) -> GriffinConfig:
     """Translate a Hugging Face RecurrentGemmaConfig (as JSON) into a GriffinConfig."""
+
     def need(key: str) -> Any:
         if key not in hf:
             raise CheckpointError(f"{source}: missing config key {key!r}")
@@ -145,50 +177,77 @@ def hf_config_to_griffin(hf: dict[str, Any], source: str) -> GriffinConfig:
 
     rope = hf.get("rope_parameters") or {}
     checks = {
-        "num_key_value_heads": (hf.get("num_key_value_heads", 1), 1),  # griffin.md §1.5: one KV head
-        "partial_rotary_factor": (rope.get("partial_rotary_factor", hf.get("partial_rotary_factor", 0.5)), 0.5),
+        "num_key_value_heads": (
+            hf.get("num_key_value_heads", 1),
+            1,
+        ),  # griffin.md §1.5: one KV head
+        "partial_rotary_factor": (
+            rope.get("partial_rotary_factor", hf.get("partial_rotary_factor", 0.5)),
+            0.5,
+        ),
         "rope_theta": (rope.get("rope_theta", hf.get("rope_theta", 10_000.0)), 10_000.0),
         "attention_bias": (hf.get("attention_bias", False), False),
-        "hidden_activation": (hf.get("hidden_activation", "gelu_pytorch_tanh"), "gelu_pytorch_tanh"),
+        "hidden_activation": (
+            hf.get("hidden_activation", "gelu_pytorch_tanh"),
+            "gelu_pytorch_tanh",
+        ),
     }
     for key, (value, supported) in checks.items():
         if value != supported:
-            raise CheckpointError(f"{source}: {key} = {value!r} is not supported (only {supported!r})")
+            raise CheckpointError(
+                f"{source}: {key} = {value!r} is not supported (only {supported!r})"
+            )
     head_dim = hf.get("head_dim")
     if head_dim is not None and head_dim * need("num_attention_heads") != need("hidden_size"):
-        raise CheckpointError(f"{source}: head_dim = {head_dim} must equal hidden_size / num_attention_heads")
+        raise CheckpointError(
+            f"{source}: head_dim = {head_dim} must equal hidden_size / num_attention_heads"
+        )
     layers = need("num_hidden_layers")
     cycle = list(need("block_types"))
     kinds = tuple(cycle[i % len(cycle)] for i in range(layers))
     try:
         return GriffinConfig(
-            vocab_size=need("vocab_size"), width=need("hidden_size"), num_heads=need("num_attention_heads"),
-            mlp_width=need("intermediate_size") // 2,  # griffin.md §4: HF intermediate_size = 2 x MLP width
-            block_types=kinds, lru_width=hf.get("lru_width") or None,
+            vocab_size=need("vocab_size"),
+            width=need("hidden_size"),
+            num_heads=need("num_attention_heads"),
+            mlp_width=need("intermediate_size")
+            // 2,  # griffin.md §4: HF intermediate_size = 2 x MLP width
+            block_types=kinds,
+            lru_width=hf.get("lru_width") or None,
             # HF's sliding window counts the query itself: it sees `attention_window_size` keys,
             # the official code window + 1 (griffin.md §1.5), hence the - 1.
             attention_window=need("attention_window_size") - 1,
-            conv_width=hf.get("conv1d_width", 4), logits_soft_cap=float(need("logits_soft_cap")),
+            conv_width=hf.get("conv1d_width", 4),
+            logits_soft_cap=float(need("logits_soft_cap")),
             embeddings_scale_by_sqrt_dim=True,  # HF always multiplies by its bf16 normalizer
         )
     except ConfigError as exc:
         raise CheckpointError(f"{source}: {exc}") from exc
 
 
-def hf_state_to_official(hf_state: dict[str, Tensor], config: GriffinConfig, source: str) -> dict[str, Tensor]:
+def hf_state_to_official(
+    hf_state: dict[str, Tensor], config: GriffinConfig, source: str
+) -> dict[str, Tensor]:
     """Rename (and reshape where the layouts differ) HF RecurrentGemma tensors to official names."""
+
     def take(key: str) -> Tensor:
         return _get(hf_state, key, source)
 
-    state = {"embedder.input_embedding": take("model.embed_tokens.weight"),
-             "final_norm.scale": take("model.final_norm.weight")}
+    state = {
+        "embedder.input_embedding": take("model.embed_tokens.weight"),
+        "final_norm.scale": take("model.final_norm.weight"),
+    }
     for i, kind in enumerate(config.block_types):
         hf, ours = f"model.layers.{i}", f"blocks.{i}"
         state[f"{ours}.temporal_pre_norm.scale"] = take(f"{hf}.temporal_pre_norm.weight")
         state[f"{ours}.channel_pre_norm.scale"] = take(f"{hf}.channel_pre_norm.weight")
         mlp = f"{hf}.mlp_block"
-        state[f"{ours}.mlp_block.ffw_up.w"] = torch.stack([take(f"{mlp}.gate_proj.weight").T, take(f"{mlp}.up_proj.weight").T])
-        state[f"{ours}.mlp_block.ffw_up.b"] = torch.stack([take(f"{mlp}.gate_proj.bias"), take(f"{mlp}.up_proj.bias")])[:, None, None]
+        state[f"{ours}.mlp_block.ffw_up.w"] = torch.stack(
+            [take(f"{mlp}.gate_proj.weight").T, take(f"{mlp}.up_proj.weight").T]
+        )
+        state[f"{ours}.mlp_block.ffw_up.b"] = torch.stack(
+            [take(f"{mlp}.gate_proj.bias"), take(f"{mlp}.up_proj.bias")]
+        )[:, None, None]
         state[f"{ours}.mlp_block.ffw_down.weight"] = take(f"{mlp}.down_proj.weight")
         state[f"{ours}.mlp_block.ffw_down.bias"] = take(f"{mlp}.down_proj.bias")
         block = f"{hf}.temporal_block"
@@ -197,9 +256,13 @@ def hf_state_to_official(hf_state: dict[str, Tensor], config: GriffinConfig, sou
             for name in ("linear_x", "linear_y", "linear_out"):
                 for part in ("weight", "bias"):
                     state[f"{rec}.{name}.{part}"] = take(f"{block}.{name}.{part}")
-            conv = take(f"{block}.conv_1d.weight")  # nn.Conv1d: [L, 1, K]; tap K-1 is the current token
+            conv = take(
+                f"{block}.conv_1d.weight"
+            )  # nn.Conv1d: [L, 1, K]; tap K-1 is the current token
             if conv.ndim != 3:
-                raise CheckpointError(f"{source}: '{block}.conv_1d.weight' has shape {tuple(conv.shape)}, expected [L, 1, K]")
+                raise CheckpointError(
+                    f"{source}: '{block}.conv_1d.weight' has shape {tuple(conv.shape)}, expected [L, 1, K]"
+                )
             state[f"{rec}.conv_1d.w"] = conv[:, 0, :].T.contiguous()
             state[f"{rec}.conv_1d.b"] = take(f"{block}.conv_1d.bias")
             state[f"{rec}.rg_lru.a_param"] = take(f"{block}.rg_lru.recurrent_param")
@@ -209,12 +272,19 @@ def hf_state_to_official(hf_state: dict[str, Tensor], config: GriffinConfig, sou
             state[f"{rec}.rg_lru.a_gate.b"] = take(f"{block}.rg_lru.recurrent_gate_bias")
         else:
             att = f"{ours}.attention_block"
-            for hf_name, name in (("q_proj", "proj_q"), ("k_proj", "proj_k"), ("v_proj", "proj_v"), ("o_proj", "proj_final")):
+            for hf_name, name in (
+                ("q_proj", "proj_q"),
+                ("k_proj", "proj_k"),
+                ("v_proj", "proj_v"),
+                ("o_proj", "proj_final"),
+            ):
                 state[f"{att}.{name}.weight"] = take(f"{block}.{hf_name}.weight")
             state[f"{att}.proj_final.bias"] = take(f"{block}.o_proj.bias")
     head = hf_state.get("lm_head.weight")
     if head is not None and not torch.equal(head, state["embedder.input_embedding"]):
-        raise CheckpointError(f"{source}: 'lm_head.weight' differs from the embedding; only tied embeddings are supported")
+        raise CheckpointError(
+            f"{source}: 'lm_head.weight' differs from the embedding; only tied embeddings are supported"
+        )
     return state
 
 
@@ -226,7 +296,9 @@ def load_hf(path: str | Path) -> Griffin:
     hf_config = _read_json(folder / "config.json")
     model_type = hf_config.get("model_type", "recurrent_gemma")
     if model_type != "recurrent_gemma":
-        raise CheckpointError(f"{folder / 'config.json'}: model_type {model_type!r} is not 'recurrent_gemma'")
+        raise CheckpointError(
+            f"{folder / 'config.json'}: model_type {model_type!r} is not 'recurrent_gemma'"
+        )
     config = hf_config_to_griffin(hf_config, str(folder / "config.json"))
     hf_state = _read_safetensors(_hf_weight_files(folder))
     state = hf_state_to_official(hf_state, config, str(folder))
@@ -250,7 +322,9 @@ def load_pretrained(path: str | Path) -> Griffin:
     folder = Path(path)
     data = _read_json(folder / "config.json")
     if data.get("format") != FORMAT or not isinstance(data.get("config"), dict):
-        raise CheckpointError(f"{folder / 'config.json'}: not a {FORMAT} config (format {data.get('format')!r})")
+        raise CheckpointError(
+            f"{folder / 'config.json'}: not a {FORMAT} config (format {data.get('format')!r})"
+        )
     try:
         config = GriffinConfig.from_dict(data["config"])
     except (ConfigError, TypeError) as exc:

@@ -17,7 +17,9 @@ from torch import Tensor, nn
 class Conv1D(nn.Module):
     """Depthwise causal conv of temporal width K over channels L: weight w [K, L], bias b [L]."""
 
-    def __init__(self, width: int, temporal_width: int = 4, w_init_variance_scale: float = 0.01) -> None:
+    def __init__(
+        self, width: int, temporal_width: int = 4, w_init_variance_scale: float = 0.01
+    ) -> None:
         super().__init__()
         self.temporal_width = temporal_width  # griffin.md §1.2: width 4
         self.w_init_variance_scale = w_init_variance_scale  # griffin.md §1.4: N(0, 0.01 / 4)
@@ -30,11 +32,17 @@ class Conv1D(nn.Module):
         nn.init.normal_(self.w, std=std)
         nn.init.zeros_(self.b)
 
-    def empty_state(self, batch: int, dtype: torch.dtype, device: torch.device | None = None) -> Tensor:
+    def empty_state(
+        self, batch: int, dtype: torch.dtype, device: torch.device | None = None
+    ) -> Tensor:
         """The state before any token: K-1 zero inputs, [B, K-1, L]."""
-        return torch.zeros(batch, self.temporal_width - 1, self.w.shape[1], dtype=dtype, device=device)
+        return torch.zeros(
+            batch, self.temporal_width - 1, self.w.shape[1], dtype=dtype, device=device
+        )
 
-    def forward(self, x: Tensor, reset: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, x: Tensor, reset: Tensor, state: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Convolve x [B, T, L] given resets [B, T]; return (y [B, T, L], new state [B, K-1, L])."""
         batch, length, _ = x.shape
         past = self.temporal_width - 1
@@ -50,7 +58,9 @@ class Conv1D(nn.Module):
             tap = padded[:, past - shift : past - shift + length]
             if shift and has_reset:
                 # keep x_{t-shift} only when no document starts in (t - shift, t]
-                started = resets_upto[:, past:] - resets_upto[:, past - shift : past - shift + length]
+                started = (
+                    resets_upto[:, past:] - resets_upto[:, past - shift : past - shift + length]
+                )
                 tap = tap * (started == 0).to(x.dtype)[..., None]
             term = tap * self.w[past - shift]
             y = term if y is None else y + term

@@ -35,7 +35,9 @@ class PairedLinear(nn.Module):
 class GatedMLP(nn.Module):
     """The channel-mixing block: expansion F (3 D in every preset), gated by a tanh-GeLU branch."""
 
-    def __init__(self, width: int, expanded_width: int, final_w_init_variance_scale: float = 1.0) -> None:
+    def __init__(
+        self, width: int, expanded_width: int, final_w_init_variance_scale: float = 1.0
+    ) -> None:
         super().__init__()
         self.final_w_init_variance_scale = final_w_init_variance_scale
         self.ffw_up = PairedLinear(width, expanded_width)

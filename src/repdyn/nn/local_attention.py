@@ -50,13 +50,22 @@ class AttentionCache:
         return last - torch.remainder(last - slots, window)
 
     def clone(self) -> AttentionCache:
-        return replace(self, keys=self.keys.clone(), values=self.values.clone(), doc_start=self.doc_start.clone())
+        return replace(
+            self,
+            keys=self.keys.clone(),
+            values=self.values.clone(),
+            doc_start=self.doc_start.clone(),
+        )
 
 
-def empty_attention_cache(batch: int, head_dim: int, dtype: torch.dtype, device: torch.device | None = None) -> AttentionCache:
+def empty_attention_cache(
+    batch: int, head_dim: int, dtype: torch.dtype, device: torch.device | None = None
+) -> AttentionCache:
     """The cache before any token."""
     keys = torch.zeros(batch, 0, head_dim, dtype=dtype, device=device)
-    return AttentionCache(keys, keys.clone(), 0, torch.zeros(batch, dtype=torch.long, device=device))
+    return AttentionCache(
+        keys, keys.clone(), 0, torch.zeros(batch, dtype=torch.long, device=device)
+    )
 
 
 def _attend(q: Tensor, k: Tensor, v: Tensor, visible: Tensor) -> Tensor:
@@ -77,7 +86,13 @@ def _attend(q: Tensor, k: Tensor, v: Tensor, visible: Tensor) -> Tensor:
 class LocalAttention(nn.Module):
     """Local MQA block: proj_q [D, D], proj_k / proj_v [hd, D] (no bias), proj_final [D, D] + bias."""
 
-    def __init__(self, width: int, num_heads: int, window: int | None, final_w_init_variance_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        width: int,
+        num_heads: int,
+        window: int | None,
+        final_w_init_variance_scale: float = 1.0,
+    ) -> None:
         super().__init__()
         if width % num_heads:
             raise ValueError(f"width {width} is not divisible by num_heads {num_heads}")
@@ -97,16 +112,28 @@ class LocalAttention(nn.Module):
         width = self.proj_q.in_features
         for proj in (self.proj_q, self.proj_k, self.proj_v):
             nn.init.normal_(proj.weight, std=math.sqrt(1.0 / width))
-        nn.init.normal_(self.proj_final.weight, std=math.sqrt(self.final_w_init_variance_scale / width))
+        nn.init.normal_(
+            self.proj_final.weight, std=math.sqrt(self.final_w_init_variance_scale / width)
+        )
         nn.init.zeros_(self.proj_final.bias)
 
     def forward(
-        self, x: Tensor, segment_pos: Tensor, cache: AttentionCache | None = None, return_cache: bool = True
+        self,
+        x: Tensor,
+        segment_pos: Tensor,
+        cache: AttentionCache | None = None,
+        return_cache: bool = True,
     ) -> tuple[Tensor, AttentionCache | None]:
         """Attend over x [B, T, D] after the tokens in `cache`; return (y [B, T, D], new cache or None)."""
         batch, length, _ = x.shape
         # queries and the key share positions: rotate them as H + 1 heads in one call
-        qk = torch.cat([self.proj_q(x).unflatten(-1, (self.num_heads, self.head_dim)), self.proj_k(x)[:, :, None]], 2)
+        qk = torch.cat(
+            [
+                self.proj_q(x).unflatten(-1, (self.num_heads, self.head_dim)),
+                self.proj_k(x)[:, :, None],
+            ],
+            2,
+        )
         qk = apply_rope(qk, segment_pos, base=ROPE_BASE, fraction=ROPE_FRACTION)
         q, k = qk[:, :, :-1], qk[:, :, -1]
         v = self.proj_v(x)
@@ -133,16 +160,30 @@ class LocalAttention(nn.Module):
             visible &= q_pos - k_pos <= self.window
         return visible
 
-    def _attend_dense(self, q: Tensor, k: Tensor, v: Tensor, positions: Tensor, doc_start: Tensor,
-                      cache: AttentionCache) -> Tensor:
+    def _attend_dense(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        positions: Tensor,
+        doc_start: Tensor,
+        cache: AttentionCache,
+    ) -> Tensor:
         """Every query against every cached and new key (used when T <= window or global)."""
         keys = torch.cat([cache.keys.to(k.dtype), k], dim=1)
         values = torch.cat([cache.values.to(v.dtype), v], dim=1)
         key_pos = torch.cat([cache.slot_positions(self.window), positions])
         return _attend(q, keys, values, self._visible(positions, key_pos, doc_start))
 
-    def _attend_blocked(self, q: Tensor, k: Tensor, v: Tensor, positions: Tensor, doc_start: Tensor,
-                        cache: AttentionCache) -> Tensor:
+    def _attend_blocked(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        positions: Tensor,
+        doc_start: Tensor,
+        cache: AttentionCache,
+    ) -> Tensor:
         """Queries in blocks of `window`; each block sees its own and the previous block's keys: O(T * window)."""
         window = self.window
         assert window is not None
@@ -153,7 +194,9 @@ class LocalAttention(nn.Module):
         order = torch.argsort(cache.slot_positions(window))
         lead = window - cache.keys.shape[1]
         never = torch.full((lead,), -1, device=q.device)
-        beyond = positions[-1] + 1 + torch.arange(tail, device=q.device)  # padding after the end: causal-masked
+        beyond = (
+            positions[-1] + 1 + torch.arange(tail, device=q.device)
+        )  # padding after the end: causal-masked
         key_pos = torch.cat([never, cache.slot_positions(window)[order], positions, beyond])
         pad = (0, 0, lead, 0)
         keys = nn.functional.pad(torch.cat([cache.keys[:, order].to(k.dtype), k], 1), pad)
@@ -167,26 +210,40 @@ class LocalAttention(nn.Module):
             t = t.unflatten(dim, (blocks + 1, window))
             return torch.cat([t.narrow(dim, 0, blocks), t.narrow(dim, 1, blocks)], dim=dim + 1)
 
-        visible = self._visible(q_pos.view(blocks, window), two_blocks(key_pos, 0),
-                                doc_start.view(batch, blocks, window))
-        out = _attend(q.view(batch, blocks, window, heads, head_dim), two_blocks(keys, 1),
-                      two_blocks(values, 1), visible)
+        visible = self._visible(
+            q_pos.view(blocks, window),
+            two_blocks(key_pos, 0),
+            doc_start.view(batch, blocks, window),
+        )
+        out = _attend(
+            q.view(batch, blocks, window, heads, head_dim),
+            two_blocks(keys, 1),
+            two_blocks(values, 1),
+            visible,
+        )
         return out.flatten(1, 2)[:, :length]
 
-    def _updated_cache(self, cache: AttentionCache, k: Tensor, v: Tensor, doc_start: Tensor) -> AttentionCache:
+    def _updated_cache(
+        self, cache: AttentionCache, k: Tensor, v: Tensor, doc_start: Tensor
+    ) -> AttentionCache:
         """Append the new keys/values; once `window` are held, keep the last `window` at slot p % window."""
         seen, length, held = cache.num_tokens, k.shape[1], cache.keys.shape[1]
         total = seen + length
         window = self.window
         if window is None or total <= window:
-            keys, values = torch.cat([cache.keys.to(k.dtype), k], 1), torch.cat([cache.values.to(v.dtype), v], 1)
+            keys, values = (
+                torch.cat([cache.keys.to(k.dtype), k], 1),
+                torch.cat([cache.values.to(v.dtype), v], 1),
+            )
         elif held == window and length < window:  # a full ring: overwrite the oldest slots
             slots = torch.remainder(seen + torch.arange(length, device=k.device), window)
             keys, values = cache.keys.to(k.dtype).clone(), cache.values.to(v.dtype).clone()
             keys[:, slots], values[:, slots] = k, v
         else:  # the ring fills up or turns over completely: gather the last `window` positions
             first = total - window
-            slot_pos = first + torch.remainder(torch.arange(window, device=k.device) - first, window)
+            slot_pos = first + torch.remainder(
+                torch.arange(window, device=k.device) - first, window
+            )
             # index of each kept position in [cached slots | new tokens]; before the ring is full
             # (held < window) a cached position p sits in slot p
             cached_slot = torch.remainder(slot_pos, window) if held == window else slot_pos

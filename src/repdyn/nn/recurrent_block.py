@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
 from repdyn.nn.conv1d import Conv1D
@@ -31,8 +30,14 @@ class RecurrentCache:
 class RecurrentBlock(nn.Module):
     """Width D -> lru_width L -> D; every linear map has a bias."""
 
-    def __init__(self, width: int, lru_width: int, num_heads: int, conv_width: int = 4,
-                 final_w_init_variance_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        width: int,
+        lru_width: int,
+        num_heads: int,
+        conv_width: int = 4,
+        final_w_init_variance_scale: float = 1.0,
+    ) -> None:
         super().__init__()
         self.final_w_init_variance_scale = final_w_init_variance_scale
         self.linear_y = nn.Linear(width, lru_width)
@@ -48,17 +53,26 @@ class RecurrentBlock(nn.Module):
             nn.init.normal_(linear.weight, std=math.sqrt(1.0 / width))
             nn.init.zeros_(linear.bias)
         # griffin.md §1.4: last projection of each block has variance scale 2 / num_layers
-        nn.init.normal_(self.linear_out.weight, std=math.sqrt(self.final_w_init_variance_scale / lru_width))
+        nn.init.normal_(
+            self.linear_out.weight, std=math.sqrt(self.final_w_init_variance_scale / lru_width)
+        )
         nn.init.zeros_(self.linear_out.bias)
         self.conv_1d.reset_parameters()
         self.rg_lru.reset_parameters()
 
-    def forward(self, x: Tensor, segment_pos: Tensor, cache: RecurrentCache | None = None,
-                return_cache: bool = True) -> tuple[Tensor, RecurrentCache | None]:
+    def forward(
+        self,
+        x: Tensor,
+        segment_pos: Tensor,
+        cache: RecurrentCache | None = None,
+        return_cache: bool = True,
+    ) -> tuple[Tensor, RecurrentCache | None]:
         """x [B, T, D] after the state in `cache` (empty if None); returns (y [B, T, D], new cache or None)."""
         reset = segment_pos == 0
         gate = gelu_tanh(self.linear_y(x))
-        u, conv_state = self.conv_1d(self.linear_x(x), reset, None if cache is None else cache.conv1d_state)
+        u, conv_state = self.conv_1d(
+            self.linear_x(x), reset, None if cache is None else cache.conv1d_state
+        )
         h, lru_state = self.rg_lru(u, reset, None if cache is None else cache.rg_lru_state)
         y = self.linear_out(h * gate)
         return y, (RecurrentCache(lru_state, conv_state) if return_cache else None)

@@ -39,7 +39,9 @@ def sqrt_bounded_gradient(x: Tensor) -> Tensor:
     return _SqrtBoundedGradient.apply(x)
 
 
-def init_a_param_(a_param: Tensor, min_rad: float = A_INIT_RANGE[0], max_rad: float = A_INIT_RANGE[1]) -> Tensor:
+def init_a_param_(
+    a_param: Tensor, min_rad: float = A_INIT_RANGE[0], max_rad: float = A_INIT_RANGE[1]
+) -> Tensor:
     """Fill a_param so that a = exp(-softplus(a_param)) has a^2 uniform on [min_rad^2, max_rad^2]."""
     with torch.no_grad():
         a_param.uniform_(min_rad**2 + 1e-8, max_rad**2 + 1e-8)
@@ -100,7 +102,9 @@ class RGLRU(nn.Module):
         multiplier = torch.where(reset[..., None], 1.0, multiplier)
         return a, u * gate_x * multiplier.to(u.dtype)
 
-    def forward(self, u: Tensor, reset: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, u: Tensor, reset: Tensor, state: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Run over u [B, T, L] from state [B, L] (zeros if None); return (h [B, T, L], last state fp32)."""
         a, b = self.coefficients(u, reset)
         return linear_scan(a, b, state, reset)

@@ -24,7 +24,7 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["linear_scan", "linear_scan_reference", "default_chunk_size"]
+__all__ = ["default_chunk_size", "linear_scan", "linear_scan_reference"]
 
 
 def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -34,7 +34,9 @@ def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
 
 def _check_inputs(a: Tensor, x: Tensor, h0: Tensor | None, reset: Tensor | None) -> None:
     if x.ndim != 3 or a.shape != x.shape:
-        raise ValueError(f"a and x must both be [B, T, D]; got {tuple(a.shape)} and {tuple(x.shape)}")
+        raise ValueError(
+            f"a and x must both be [B, T, D]; got {tuple(a.shape)} and {tuple(x.shape)}"
+        )
     batch, _, width = x.shape
     if h0 is not None and h0.shape != (batch, width):
         raise ValueError(f"h0 must be [B, D] = {(batch, width)}; got {tuple(h0.shape)}")
@@ -51,7 +53,11 @@ def linear_scan_reference(
     a_acc = a.to(acc)
     if reset is not None:
         a_acc = a_acc.masked_fill(reset[..., None], 0.0)
-    h = torch.zeros(x.shape[0], x.shape[2], dtype=acc, device=x.device) if h0 is None else h0.to(acc)
+    h = (
+        torch.zeros(x.shape[0], x.shape[2], dtype=acc, device=x.device)
+        if h0 is None
+        else h0.to(acc)
+    )
     states = []
     for t in range(x.shape[1]):
         h = a_acc[:, t] * h + x[:, t].to(acc)

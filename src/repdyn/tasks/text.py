@@ -22,9 +22,21 @@ from torch import Tensor
 from repdyn.bench.errors import DataError, UserError
 
 __all__ = [
-    "BatchSampler", "ByteTokenizer", "Document", "LMBatch", "SentencePieceTokenizer", "TokenStream",
-    "Tokenizer", "encode_documents", "eval_batches", "load_corpus", "load_tokenizer", "pydoc_documents",
-    "split_documents", "stdlib_documents", "text_documents",
+    "BatchSampler",
+    "ByteTokenizer",
+    "Document",
+    "LMBatch",
+    "SentencePieceTokenizer",
+    "TokenStream",
+    "Tokenizer",
+    "encode_documents",
+    "eval_batches",
+    "load_corpus",
+    "load_tokenizer",
+    "pydoc_documents",
+    "split_documents",
+    "stdlib_documents",
+    "text_documents",
 ]
 
 
@@ -64,8 +76,10 @@ class SentencePieceTokenizer:
         try:
             import sentencepiece
         except ImportError as exc:
-            raise UserError("the SentencePiece tokenizer needs the optional package 'sentencepiece' "
-                            "(pip install sentencepiece); the default byte tokenizer needs nothing") from exc
+            raise UserError(
+                "the SentencePiece tokenizer needs the optional package 'sentencepiece' "
+                "(pip install sentencepiece); the default byte tokenizer needs nothing"
+            ) from exc
         path = Path(model_file)
         if not path.is_file():
             raise DataError(f"{path}: no such SentencePiece model file")
@@ -103,8 +117,13 @@ class Document:
 def stdlib_documents() -> list[Document]:
     """The Python standard library's `*.py` files (site/dist-packages excluded), sorted by path."""
     root = Path(sysconfig.get_paths()["stdlib"])
-    files = sorted(p for p in root.rglob("*.py") if not {"site-packages", "dist-packages"} & set(p.parts))
-    return [Document(str(p.relative_to(root)), p.read_text(encoding="utf-8", errors="replace")) for p in files]
+    files = sorted(
+        p for p in root.rglob("*.py") if not {"site-packages", "dist-packages"} & set(p.parts)
+    )
+    return [
+        Document(str(p.relative_to(root)), p.read_text(encoding="utf-8", errors="replace"))
+        for p in files
+    ]
 
 
 def pydoc_documents() -> list[Document]:
@@ -127,7 +146,9 @@ def text_documents(path: str | Path) -> list[Document]:
         except UnicodeDecodeError as exc:
             raise DataError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
         if text:
-            documents.append(Document(str(file.relative_to(root)) if file != root else file.name, text))
+            documents.append(
+                Document(str(file.relative_to(root)) if file != root else file.name, text)
+            )
     if not documents:
         raise DataError(f"{root}: holds no non-empty text file")
     return documents
@@ -142,8 +163,9 @@ def load_corpus(source: str | Path | None = None) -> list[Document]:
     return text_documents(source)
 
 
-def split_documents(documents: Sequence[Document], val_fraction: float = 0.05,
-                    seed: int = 0) -> tuple[list[Document], list[Document]]:
+def split_documents(
+    documents: Sequence[Document], val_fraction: float = 0.05, seed: int = 0
+) -> tuple[list[Document], list[Document]]:
     """Deterministic train/validation split by a hash of (seed, document name).
 
     A single document is split by text instead: its last `val_fraction` becomes validation.
@@ -180,7 +202,9 @@ class TokenStream:
         return self.tokens.numel()
 
 
-def encode_documents(documents: Sequence[Document], tokenizer: Tokenizer, max_tokens: int | None = None) -> TokenStream:
+def encode_documents(
+    documents: Sequence[Document], tokenizer: Tokenizer, max_tokens: int | None = None
+) -> TokenStream:
     """Tokenize and concatenate documents (stopping after `max_tokens`); positions restart at 0 per document."""
     pieces, positions, total = [], [], 0
     for doc in documents:
@@ -224,12 +248,16 @@ class BatchSampler:
 
     def __init__(self, stream: TokenStream, batch_size: int, seq_len: int, seed: int = 0) -> None:
         if len(stream) < seq_len + 1:
-            raise DataError(f"the token stream ({len(stream)} tokens) is shorter than seq_len + 1 = {seq_len + 1}")
+            raise DataError(
+                f"the token stream ({len(stream)} tokens) is shorter than seq_len + 1 = {seq_len + 1}"
+            )
         self.stream, self.batch_size, self.seq_len = stream, batch_size, seq_len
         self.generator = torch.Generator().manual_seed(seed)
 
     def sample(self) -> LMBatch:
-        starts = torch.randint(0, len(self.stream) - self.seq_len, (self.batch_size,), generator=self.generator)
+        starts = torch.randint(
+            0, len(self.stream) - self.seq_len, (self.batch_size,), generator=self.generator
+        )
         return _windows(self.stream, starts, self.seq_len)
 
     def __iter__(self) -> Iterator[LMBatch]:
@@ -244,13 +272,17 @@ class BatchSampler:
         self.generator.set_state(state["generator"])
 
 
-def eval_batches(stream: TokenStream, seq_len: int, batch_size: int, max_windows: int | None = None) -> Iterator[LMBatch]:
+def eval_batches(
+    stream: TokenStream, seq_len: int, batch_size: int, max_windows: int | None = None
+) -> Iterator[LMBatch]:
     """Consecutive non-overlapping windows of `seq_len` predictions, from the stream's start."""
     count = (len(stream) - 1) // seq_len
     if max_windows is not None:
         count = min(count, max_windows)
     if count == 0:
-        raise DataError(f"the token stream ({len(stream)} tokens) is shorter than seq_len + 1 = {seq_len + 1}")
+        raise DataError(
+            f"the token stream ({len(stream)} tokens) is shorter than seq_len + 1 = {seq_len + 1}"
+        )
     starts = torch.arange(count) * seq_len
     for lo in range(0, count, batch_size):
         yield _windows(stream, starts[lo : lo + batch_size], seq_len)
