@@ -122,12 +122,14 @@ def main(argv: list[str]) -> int:
         reference = official_model(official, config).eval()
         reference.load_state_dict(ours.state_dict())
     prompt = torch.randint(0, config.vocab_size, (1, PROMPT_LEN))
+    pattern = "".join(kind[0].upper() for kind in config.block_types)
     print(
-        f"{PRESET}: width {config.width}, blocks {''.join(k[0].upper() for k in config.block_types)}, "
-        f"window {config.attention_window}, {sum(p.numel() for p in ours.parameters()) / 1e6:.2f}M params, "
+        f"{PRESET}: width {config.width}, blocks {pattern}, window {config.attention_window}, "
+        f"{sum(p.numel() for p in ours.parameters()) / 1e6:.2f}M params, "
         f"{args.threads} thread(s)"
     )
 
+    decode = f"griffin decode tokens/s (batch 1, prompt {PROMPT_LEN})"
     ours_s = best_time(our_decode(ours, prompt, args.tokens), repeats=3)
     ours_rate = args.tokens / ours_s
     if reference is not None:
@@ -137,13 +139,11 @@ def main(argv: list[str]) -> int:
             lambda: sampler([text], args.tokens, end_sampling_at_eos_token=False), repeats=3
         )
         print(
-            f"griffin decode tokens/s (batch 1, prompt {PROMPT_LEN}): {ref_s / ours_s:.1f}x vs recurrentgemma "
+            f"{decode}: {ref_s / ours_s:.1f}x vs recurrentgemma "
             f"Sampler [ours {ours_rate:.0f} tok/s, ref {args.tokens / ref_s:.0f} tok/s]"
         )
     else:
-        print(
-            f"griffin decode tokens/s (batch 1, prompt {PROMPT_LEN}): reference not installed [ours {ours_rate:.0f} tok/s]"
-        )
+        print(f"{decode}: reference not installed [ours {ours_rate:.0f} tok/s]")
 
     gen = torch.Generator().manual_seed(1)
     tokens = torch.randint(0, config.vocab_size, (BATCH, SEQ_LEN + 1), generator=gen)
@@ -152,12 +152,13 @@ def main(argv: list[str]) -> int:
     ours.train()
     train_s = best_time(train_closure(ours, batch, lm_loss), repeats=args.steps)
     rate = BATCH * SEQ_LEN / train_s
+    train = f"griffin train tokens/s (B={BATCH}, T={SEQ_LEN})"
     if reference is not None:
         reference.train()
         ref_s = best_time(train_closure(reference, batch, official_loss), repeats=1)
         print(
-            f"griffin train tokens/s (B={BATCH}, T={SEQ_LEN}): {ref_s / train_s:.1f}x vs recurrentgemma model "
-            f"[ours {rate:.0f} tok/s ({train_s * 1e3:.0f} ms/step), ref {BATCH * SEQ_LEN / ref_s:.0f} tok/s]"
+            f"{train}: {ref_s / train_s:.1f}x vs recurrentgemma model [ours {rate:.0f} tok/s "
+            f"({train_s * 1e3:.0f} ms/step), ref {BATCH * SEQ_LEN / ref_s:.0f} tok/s]"
         )
     else:
         print(

@@ -121,7 +121,8 @@ def main(argv: list[str]) -> int:
         )
         floor_s = FP32_PASSES * 4 * batch * length * width / bandwidth
         print(
-            f"scan fwd+bwd {shape}: {ours_s / floor_s:.1f}x the memory floor (goal <= {FLOOR_GOAL:g}x)"
+            f"scan fwd+bwd {shape}: {ours_s / floor_s:.1f}x the memory floor "
+            f"(goal <= {FLOOR_GOAL:g}x)"
             f" [ours {ours_s * 1e3:.1f} ms, floor {floor_s * 1e3:.1f} ms]"
         )
     return 0

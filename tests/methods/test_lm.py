@@ -1,4 +1,4 @@
-"""LM pieces: schedule values, sampling filters, determinism, bits per byte, and that training learns."""
+"""LM pieces: schedule values, sampling filters, determinism, bits per byte, training learns."""
 
 import math
 

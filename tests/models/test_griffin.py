@@ -1,4 +1,4 @@
-"""Griffin model: cached decoding equals the full forward, resets isolate documents, caches round-trip."""
+"""Griffin: cached decoding equals the full forward, resets isolate documents, caches round-trip."""
 
 import dataclasses
 
@@ -173,7 +173,7 @@ def test_official_key_table_names_and_shapes():
 
 
 def test_presets_follow_the_fact_sheet():
-    """griffin.md §1.1/§1.7: 2B = 26 layers (18 R + 8 A), 9B = 38 (26 R + 12 A), 7B widths; scale 50.5."""
+    """griffin.md §1.1/§1.7: 2B = 18 R + 8 A, 9B = 26 R + 12 A, the 7B widths; scale 50.5."""
     two_b, nine_b = griffin_config("recurrentgemma-2b"), griffin_config("recurrentgemma-9b")
     assert (two_b.block_types.count("recurrent"), two_b.block_types.count("attention")) == (18, 8)
     assert (nine_b.block_types.count("recurrent"), nine_b.block_types.count("attention")) == (
@@ -233,7 +233,7 @@ def test_bad_configs_name_the_key():
 
 
 def test_initialisation_follows_the_official_code():
-    """griffin.md §1.4: a^2 ~ U[0.81, 0.998]; gates N(0, 1/block); conv N(0, 0.01/4); last layers 2/num_layers."""
+    """griffin.md §1.4: a^2 ~ U[0.81, 0.998], gates N(0, 1/block), conv N(0, 0.01/4), etc."""
     torch.manual_seed(0)
     config = griffin_config(
         "griffin-tiny", width=256, num_heads=4, lru_width=384, mlp_width=768, vocab_size=512

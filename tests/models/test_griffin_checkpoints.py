@@ -1,4 +1,4 @@
-"""Loaders against fixtures made by the official code (make_fixtures.py), live checks, and bad files."""
+"""Loaders against fixtures from the official code (make_fixtures.py), live checks, bad files."""
 
 import json
 import shutil
@@ -178,7 +178,7 @@ def test_live_random_official_models_match(tmp_path, kinds):
             logits, cache = official(tokens[:, t : t + 1], pos[:, t : t + 1], cache)
             steps.append(logits)
     assert (got - want).abs().max() < 1e-5
-    # the official decode masks nothing at a document start; with none after the prefill it agrees too
+    # the official decode masks nothing at a document start; none after the prefill: it agrees
     assert (got - torch.cat(steps, 1)).abs().max() < 1e-5
 
 

@@ -1,4 +1,4 @@
-"""RG-LRU: gradients, the bounded sqrt, the reset rule, stationarity and the composition identity."""
+"""RG-LRU: gradients, the bounded sqrt, the reset rule, stationarity, the composition identity."""
 
 import torch
 
@@ -71,7 +71,7 @@ def test_sqrt_gradient_is_bounded_at_1000():
 
 
 def test_unit_variance_is_stationary():
-    """With gates fixed, h_t = a h_{t-1} + sqrt(1 - a^2) x_t keeps unit variance for unit-variance x."""
+    """With fixed gates, h_t = a h_{t-1} + sqrt(1 - a^2) x_t keeps unit variance for unit x."""
     torch.manual_seed(0)
     layer = RGLRU(256, 4)
     with torch.no_grad():
@@ -88,7 +88,7 @@ def test_unit_variance_is_stationary():
 
 
 def test_composition_identity_of_one_layer():
-    """h(s1 || s2) = A(s2) * h(s1) + h_0(s2) with A(s2) the product of a_t over s2 (state_soup.md §2)."""
+    """h(s1 || s2) = A(s2) * h(s1) + h_0(s2), A(s2) = product of a_t over s2 (state_soup.md §2)."""
     layer = _layer(width=6, heads=3, seed=2)
     s1, s2 = torch.randn(2, 11, 6, dtype=torch.float64), torch.randn(2, 7, 6, dtype=torch.float64)
     no_reset = lambda t: torch.zeros(2, t.shape[1], dtype=torch.bool)

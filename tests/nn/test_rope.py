@@ -1,4 +1,4 @@
-"""RoPE: the rotation written with complex numbers, the fraction, and relative-position invariance."""
+"""RoPE: the rotation as complex numbers, the fraction, and relative-position invariance."""
 
 import pytest
 import torch

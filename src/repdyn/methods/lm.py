@@ -1,4 +1,4 @@
-"""Language-model training and sampling pieces: loss, AdamW, warm-up + cosine, a train step, bits per byte, generate.
+"""Language-model training and sampling: loss, AdamW, schedule, train step, bits/byte, generate.
 
 They work with any model called as `model(tokens, segment_pos, cache=None, return_cache=...)
 -> (logits, cache)` (repdyn's Griffin family), and are meant to be assembled by a study:
@@ -58,7 +58,7 @@ def make_optimizer(
 def warmup_cosine(
     step: int, *, warmup_steps: int, total_steps: int, min_ratio: float = 0.1
 ) -> float:
-    """LR multiplier: linear warm-up to 1 over `warmup_steps` (step 0 -> 1/warmup), then cosine to `min_ratio`."""
+    """LR multiplier: linear warm-up to 1 (step 0 -> 1/warmup), then cosine down to `min_ratio`."""
     if step < warmup_steps:
         return (step + 1) / warmup_steps
     progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
@@ -86,7 +86,7 @@ def train_step(
     grad_clip: float | None = 1.0,
     bf16: bool = False,
 ) -> float:
-    """One optimizer step on `batch` (optionally under bf16 autocast); returns the loss before the step."""
+    """One optimizer step on `batch` (optionally in bf16 autocast); returns the loss before it."""
     model.train()
     optimizer.zero_grad(set_to_none=True)
     device_type = batch.inputs.device.type
@@ -111,7 +111,7 @@ def bits_per_byte(
     batch_size: int = 8,
     max_windows: int | None = None,
 ) -> float:
-    """Total next-token NLL in bits over the UTF-8 bytes predicted, on consecutive windows of `eval_len`.
+    """Next-token NLL in bits per UTF-8 byte predicted, over consecutive windows of `eval_len`.
 
     Every window starts from an empty state, so `eval_len` is the context length evaluated.
     """
@@ -137,7 +137,7 @@ def sample_next(
     top_p: float | None = None,
     generator: torch.Generator | None = None,
 ) -> int:
-    """Draw a token id from logits [vocab]: temperature 0 is argmax; top-k, then nucleus (top-p) filtering."""
+    """Draw a token id from logits [vocab]: temperature 0 is argmax; top-k, then top-p (nucleus)."""
     if temperature == 0:
         return int(logits.argmax())
     logits = logits.float() / temperature
@@ -147,7 +147,7 @@ def sample_next(
     if top_p is not None and top_p < 1.0:
         sorted_logits, order = torch.sort(logits, descending=True)
         probs = torch.softmax(sorted_logits, dim=-1)
-        # keep the smallest prefix whose mass reaches top_p: drop a token once the mass before it does
+        # keep the smallest prefix with mass >= top_p: drop a token once the mass before it does
         drop = probs.cumsum(-1) - probs >= top_p
         logits = logits.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))
     probs = torch.softmax(logits, dim=-1)
@@ -179,9 +179,9 @@ def generate(
     top_p: float | None = None,
     seed: int = 0,
 ) -> Iterator[str]:
-    """Stream the continuation of `prompt` as text pieces, decoding token by token from the model's cache.
+    """Stream the continuation of `prompt` as text pieces, decoding token by token from the cache.
 
-    The same seed gives the same text. A piece is withheld while it ends inside a multi-byte character.
+    The same seed gives the same text. Text is withheld while it ends inside a multi-byte character.
     """
     _check_sampling(max_new_tokens, temperature, top_k, top_p)
     prompt_ids = tokenizer.encode(prompt)

@@ -1,4 +1,4 @@
-"""Griffin / Hawk / MQA-transformer language model with RecurrentGemma's exact layers (griffin.md §1).
+"""Griffin / Hawk / MQA-transformer language models with RecurrentGemma's layers (griffin.md §1).
 
     model = Griffin(griffin_config("griffin-small"))
     logits, cache = model(tokens)                      # tokens [B, T]; positions 0.. per row
@@ -38,7 +38,7 @@ PATTERNS = {  # griffin.md §1.1: block pattern cycle([R, R, A])
 
 
 def block_pattern(pattern: str, num_layers: int) -> tuple[str, ...]:
-    """Block kinds of `num_layers` layers cycling `pattern`: griffin (R, R, A), hawk (R) or transformer (A)."""
+    """`num_layers` block kinds cycling `pattern`: griffin (R, R, A), hawk (R), transformer (A)."""
     if pattern not in PATTERNS:
         raise ConfigError(
             "pattern", f"unknown block pattern {pattern!r}; accepted: {', '.join(PATTERNS)}"
@@ -83,7 +83,7 @@ class GriffinConfig:
         if (self.width // self.num_heads) % 4:
             raise ConfigError(
                 "num_heads",
-                f"head_dim = width / num_heads must be a multiple of 4 for RoPE; got {self.width // self.num_heads}",
+                f"head_dim = width / num_heads must be a multiple of 4 (RoPE); got {self.head_dim}",
             )
         if not self.block_types or any(kind not in BLOCK_KINDS for kind in self.block_types):
             raise ConfigError(
@@ -116,11 +116,11 @@ class GriffinConfig:
         return self.width // self.num_heads
 
     def with_pattern(self, pattern: str) -> GriffinConfig:
-        """The same sizes with another block pattern: griffin, hawk or transformer (MQA, equal width)."""
+        """The same sizes with another block pattern: griffin, hawk or transformer (MQA)."""
         return dataclasses.replace(self, block_types=block_pattern(pattern, self.num_layers))
 
     def with_global_attention(self) -> GriffinConfig:
-        """Attention over the whole context (window >= any length): the global-attention baseline."""
+        """Attention over the whole context (no window): the global-attention baseline."""
         return dataclasses.replace(self, attention_window=None)
 
     def to_dict(self) -> dict[str, Any]:
@@ -186,7 +186,7 @@ def griffin_config(preset: str, *, pattern: str | None = None, **overrides: Any)
 
 
 def embedding_scale(width: int) -> float:
-    """sqrt(width) rounded to bf16 as the official code does (griffin.md §1.6: 50.5 for width 2560)."""
+    """sqrt(width) rounded to bf16 as the official code does (griffin.md §1.6: 50.5 for 2560)."""
     return torch.tensor(math.sqrt(width), dtype=torch.bfloat16, device="cpu").item()
 
 
@@ -240,7 +240,7 @@ class GriffinCache:
         try:
             with safe_open(str(path), framework="pt") as handle:
                 layout = json.loads((handle.metadata() or {}).get("repdyn", "null"))
-                tensors = {key: handle.get_tensor(key) for key in handle}
+                tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
         except (OSError, ValueError, SafetensorError) as exc:
             raise CheckpointError(f"{path}: not a readable Griffin cache file ({exc})") from exc
         if not isinstance(layout, dict) or layout.get("format") != "griffin-cache":
@@ -269,7 +269,7 @@ class GriffinCache:
 
 
 class Embedder(nn.Module):
-    """Token embedding [vocab, D], shared with the output layer (tied), optionally scaled by bf16(sqrt D)."""
+    """Token embedding [vocab, D], tied to the output layer, optionally scaled by bf16(sqrt D)."""
 
     def __init__(self, vocab_size: int, width: int, scale_by_sqrt_dim: bool) -> None:
         super().__init__()
@@ -289,7 +289,7 @@ class Embedder(nn.Module):
 
 
 class Griffin(nn.Module):
-    """Embedding, residual blocks (recurrent or local-attention), final RMSNorm, tied soft-capped logits."""
+    """Embedding, residual blocks (recurrent or attention), final RMSNorm, tied capped logits."""
 
     def __init__(self, config: GriffinConfig, *, gradient_checkpointing: bool = False) -> None:
         super().__init__()
@@ -339,7 +339,8 @@ class Griffin(nn.Module):
             )
         elif segment_pos.shape != tokens.shape:
             raise ValueError(
-                f"segment_pos must match tokens {tuple(tokens.shape)}; got {tuple(segment_pos.shape)}"
+                f"segment_pos must match tokens {tuple(tokens.shape)}; "
+                f"got {tuple(segment_pos.shape)}"
             )
         x = self.embedder.encode(tokens)
         new_blocks = []
@@ -362,7 +363,7 @@ class Griffin(nn.Module):
 
     @classmethod
     def from_recurrentgemma(cls, path: str | Path, **settings: Any) -> Griffin:
-        """Load a `torch.save`d state_dict of the official recurrentgemma PyTorch model (see griffin_checkpoints)."""
+        """Load a `torch.save`d state_dict of the official recurrentgemma PyTorch model."""
         from repdyn.models.griffin_checkpoints import load_recurrentgemma
 
         return load_recurrentgemma(path, **settings)
@@ -382,7 +383,7 @@ class Griffin(nn.Module):
         return load_pretrained(path)
 
     def save_pretrained(self, path: str | Path) -> None:
-        """Write model.safetensors (official parameter names) and config.json into the folder `path`."""
+        """Write model.safetensors (official parameter names) and config.json into folder `path`."""
         from repdyn.models.griffin_checkpoints import save_pretrained
 
         save_pretrained(self, path)

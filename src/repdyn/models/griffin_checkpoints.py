@@ -1,4 +1,4 @@
-"""Griffin checkpoints: the official recurrentgemma state_dict, Hugging Face folders, and our own folders.
+"""Griffin checkpoints: the official recurrentgemma state_dict, Hugging Face folders, our folders.
 
 Sizes and the block pattern are inferred from parameter names and shapes (griffin.md §4); what
 shapes cannot tell (attention window, soft-cap, embedding scaling) is an argument defaulting to
@@ -38,7 +38,7 @@ def infer_config(
     embeddings_scale_by_sqrt_dim: bool,
     source: str = "state_dict",
 ) -> GriffinConfig:
-    """A GriffinConfig from official parameter names/shapes plus the settings shapes cannot carry."""
+    """A GriffinConfig from official parameter names/shapes plus settings shapes cannot carry."""
     vocab_size, width = _get(state, "embedder.input_embedding", source).shape
     mlp_width = _get(state, "blocks.0.mlp_block.ffw_up.w", source).shape[-1]
     kinds, heads, lru_width, conv_width = [], {}, None, 4
@@ -56,7 +56,8 @@ def infer_config(
             heads[key] = width // state[key].shape[0]  # proj_k is [head_dim, D]
         else:
             raise CheckpointError(
-                f"{source}: {prefix} has neither recurrent_block.rg_lru.a_gate.w nor attention_block.proj_k.weight"
+                f"{source}: {prefix} has neither recurrent_block.rg_lru.a_gate.w "
+                "nor attention_block.proj_k.weight"
             )
     if not kinds:
         raise CheckpointError(f"{source}: missing key 'blocks.0.channel_pre_norm.scale'")
@@ -108,7 +109,7 @@ def load_recurrentgemma(
     logits_soft_cap: float = RECURRENTGEMMA_SOFT_CAP,
     embeddings_scale_by_sqrt_dim: bool = True,
 ) -> Griffin:
-    """Load a state_dict saved by `torch.save(model.state_dict())` from the official recurrentgemma model."""
+    """Load `torch.save(model.state_dict())` of the official recurrentgemma PyTorch model."""
     source = str(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -261,7 +262,8 @@ def hf_state_to_official(
             )  # nn.Conv1d: [L, 1, K]; tap K-1 is the current token
             if conv.ndim != 3:
                 raise CheckpointError(
-                    f"{source}: '{block}.conv_1d.weight' has shape {tuple(conv.shape)}, expected [L, 1, K]"
+                    f"{source}: '{block}.conv_1d.weight' has shape {tuple(conv.shape)}, "
+                    "expected [L, 1, K]"
                 )
             state[f"{rec}.conv_1d.w"] = conv[:, 0, :].T.contiguous()
             state[f"{rec}.conv_1d.b"] = take(f"{block}.conv_1d.bias")
@@ -283,7 +285,8 @@ def hf_state_to_official(
     head = hf_state.get("lm_head.weight")
     if head is not None and not torch.equal(head, state["embedder.input_embedding"]):
         raise CheckpointError(
-            f"{source}: 'lm_head.weight' differs from the embedding; only tied embeddings are supported"
+            f"{source}: 'lm_head.weight' differs from the embedding; "
+            "only tied embeddings are supported"
         )
     return state
 

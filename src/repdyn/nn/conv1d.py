@@ -1,4 +1,4 @@
-"""Causal depthwise temporal convolution with document masking and a carried state (griffin.md §1.2).
+"""Causal depthwise temporal convolution with document masking and a carried state (§1.2).
 
 y_t = b + sum_{s=0}^{K-1} w[K-1-s] * x_{t-s}, so w[K-1] multiplies the current token. An input
 x_{t-s} is dropped when a document starts in (t-s, t] (reset = segment_pos == 0), exactly as the

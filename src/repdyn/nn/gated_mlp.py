@@ -1,4 +1,4 @@
-"""Gated GeLU MLP of Griffin: W_down(gelu_tanh(W_1 x + b_1) * (W_2 x + b_2)) + b (griffin.md §1.1)."""
+"""Griffin's gated MLP: W_down(gelu_tanh(W_1 x + b_1) * (W_2 x + b_2)) + b (griffin.md §1.1)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def gelu_tanh(x: Tensor) -> Tensor:
 
 
 class PairedLinear(nn.Module):
-    """Two affine maps of the same input, stored as the official checkpoint does: w [2, D, F], b [2, 1, 1, F]."""
+    """Two affine maps of one input, stored as officially: w [2, D, F], b [2, 1, 1, F]."""
 
     def __init__(self, width: int, expanded_width: int) -> None:
         super().__init__()

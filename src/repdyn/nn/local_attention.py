@@ -27,7 +27,7 @@ ROPE_FRACTION = 0.5  # griffin.md §1.5: RoPE on the first half of head_dim
 
 @dataclass(frozen=True)
 class AttentionCache:
-    """Keys/values of the last min(num_tokens, window) tokens, [B, S, hd]; slot of position p is p % window.
+    """Keys/values [B, S, hd] of the last S = min(num_tokens, window) tokens, p in slot p % window.
 
     `doc_start` [B] is the absolute position where each row's current document began.
     """
@@ -69,7 +69,7 @@ def empty_attention_cache(
 
 
 def _attend(q: Tensor, k: Tensor, v: Tensor, visible: Tensor) -> Tensor:
-    """Multi-query attention. q [..., T, H, hd], k/v [..., S, hd], visible [..., T, S] -> [..., T, H * hd].
+    """Multi-query attention: q [..., T, H, hd], k/v [..., S, hd], mask [..., T, S] -> [..., T, D].
 
     Heads are folded into the query axis so one matmul serves all of them; softmax in fp32.
     """
@@ -84,7 +84,7 @@ def _attend(q: Tensor, k: Tensor, v: Tensor, visible: Tensor) -> Tensor:
 
 
 class LocalAttention(nn.Module):
-    """Local MQA block: proj_q [D, D], proj_k / proj_v [hd, D] (no bias), proj_final [D, D] + bias."""
+    """Local MQA: proj_q [D, D], proj_k / proj_v [hd, D] (no bias), proj_final [D, D] + bias."""
 
     def __init__(
         self,
@@ -124,7 +124,7 @@ class LocalAttention(nn.Module):
         cache: AttentionCache | None = None,
         return_cache: bool = True,
     ) -> tuple[Tensor, AttentionCache | None]:
-        """Attend over x [B, T, D] after the tokens in `cache`; return (y [B, T, D], new cache or None)."""
+        """Attend over x [B, T, D] after the tokens in `cache`; return (y [B, T, D], new cache)."""
         batch, length, _ = x.shape
         # queries and the key share positions: rotate them as H + 1 heads in one call
         qk = torch.cat(
@@ -153,7 +153,7 @@ class LocalAttention(nn.Module):
         return y, self._updated_cache(cache, k, v, doc_start[:, -1])
 
     def _visible(self, q_pos: Tensor, k_pos: Tensor, doc_start: Tensor) -> Tensor:
-        """Mask [B, ..., T, S]: key at k_pos is causal, inside the window and in the query's document."""
+        """Mask [B, ..., T, S]: the key is causal, inside the window and in the query's document."""
         q_pos, k_pos = q_pos[..., :, None], k_pos[..., None, :]
         visible = (k_pos <= q_pos) & (k_pos >= doc_start[..., :, None])
         if self.window is not None:
@@ -184,7 +184,7 @@ class LocalAttention(nn.Module):
         doc_start: Tensor,
         cache: AttentionCache,
     ) -> Tensor:
-        """Queries in blocks of `window`; each block sees its own and the previous block's keys: O(T * window)."""
+        """Queries in blocks of `window` see their own and the previous block's keys: O(T W)."""
         window = self.window
         assert window is not None
         batch, length, heads, head_dim = q.shape
@@ -226,7 +226,7 @@ class LocalAttention(nn.Module):
     def _updated_cache(
         self, cache: AttentionCache, k: Tensor, v: Tensor, doc_start: Tensor
     ) -> AttentionCache:
-        """Append the new keys/values; once `window` are held, keep the last `window` at slot p % window."""
+        """Append new keys/values; once `window` are held, keep the last ones at slot p % window."""
         seen, length, held = cache.num_tokens, k.shape[1], cache.keys.shape[1]
         total = seen + length
         window = self.window

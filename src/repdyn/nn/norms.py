@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 
 class RMSNorm(nn.Module):
-    """x / sqrt(mean(x^2) + eps) * (1 + scale); scale starts at 0, so the layer starts as a pure norm."""
+    """x / sqrt(mean(x^2) + eps) * (1 + scale); scale starts at 0 (a pure norm at init)."""
 
     def __init__(self, width: int, eps: float = 1e-6) -> None:
         super().__init__()

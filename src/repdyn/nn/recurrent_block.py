@@ -1,4 +1,4 @@
-"""Griffin's recurrent temporal block: W_out(RG-LRU(Conv1D(W_x x)) * gelu_tanh(W_y x)) (griffin.md §1.2)."""
+"""Griffin's recurrent block: W_out(RG-LRU(Conv1D(W_x x)) * gelu_tanh(W_y x)) (griffin.md §1.2)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from repdyn.nn.rglru import RGLRU
 
 @dataclass(frozen=True)
 class RecurrentCache:
-    """Fixed-size decoding state: the RG-LRU state [B, L] (fp32) and the last K-1 conv inputs [B, K-1, L]."""
+    """Fixed-size decoding state: RG-LRU state [B, L] (fp32), last K-1 conv inputs [B, K-1, L]."""
 
     rg_lru_state: Tensor
     conv1d_state: Tensor
@@ -67,7 +67,7 @@ class RecurrentBlock(nn.Module):
         cache: RecurrentCache | None = None,
         return_cache: bool = True,
     ) -> tuple[Tensor, RecurrentCache | None]:
-        """x [B, T, D] after the state in `cache` (empty if None); returns (y [B, T, D], new cache or None)."""
+        """x [B, T, D] after the state in `cache` (empty if None) -> (y [B, T, D], new cache)."""
         reset = segment_pos == 0
         gate = gelu_tanh(self.linear_y(x))
         u, conv_state = self.conv_1d(

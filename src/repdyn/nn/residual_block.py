@@ -1,4 +1,4 @@
-"""Pre-norm residual block of Griffin: x += Temporal(RMSNorm(x)); x += MLP(RMSNorm(x)) (griffin.md §1.1)."""
+"""Griffin's pre-norm residual block: x += Temporal(RMSNorm(x)); x += MLP(RMSNorm(x)) (§1.1)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ BlockCache = RecurrentCache | AttentionCache
 
 
 class ResidualBlock(nn.Module):
-    """One layer; its temporal mixer is `recurrent_block` or `attention_block` (the official parameter names)."""
+    """One layer; its temporal mixer is `recurrent_block` or `attention_block` (official names)."""
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""Real-Gated Linear Recurrent Unit (RG-LRU) of Griffin, with the official code's details (griffin.md §1.3-1.4).
+"""Griffin's Real-Gated Linear Recurrent Unit (RG-LRU), as the official code has it (§1.3-1.4).
 
     r_t = sigmoid(BD_a u_t),   i_t = sigmoid(BD_x u_t),   log a_t = -c * r_t * softplus(a_param)
     h_t = a_t * h_{t-1} + sqrt(1 - a_t^2) * (i_t * u_t),   c = 8
@@ -21,7 +21,7 @@ A_INIT_RANGE = (0.9, 0.999)  # griffin.md §1.4: a^2 ~ U[0.81, 0.998], i.e. a in
 
 
 class _SqrtBoundedGradient(torch.autograd.Function):
-    """sqrt(x) whose derivative 1 / (2 sqrt x) is clipped at MAX_SQRT_GRADIENT (avoids bf16 NaNs)."""
+    """sqrt(x) whose derivative 1 / (2 sqrt x) is clipped at MAX_SQRT_GRADIENT (no bf16 NaNs)."""
 
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
@@ -42,7 +42,7 @@ def sqrt_bounded_gradient(x: Tensor) -> Tensor:
 def init_a_param_(
     a_param: Tensor, min_rad: float = A_INIT_RANGE[0], max_rad: float = A_INIT_RANGE[1]
 ) -> Tensor:
-    """Fill a_param so that a = exp(-softplus(a_param)) has a^2 uniform on [min_rad^2, max_rad^2]."""
+    """Fill a_param so that a = exp(-softplus(a_param)) has a^2 ~ U[min_rad^2, max_rad^2]."""
     with torch.no_grad():
         a_param.uniform_(min_rad**2 + 1e-8, max_rad**2 + 1e-8)
         # a_param = softplus^{-1}(-log a) = log(exp(-log a) - 1), with log a = log(a^2) / 2
@@ -105,6 +105,6 @@ class RGLRU(nn.Module):
     def forward(
         self, u: Tensor, reset: Tensor, state: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
-        """Run over u [B, T, L] from state [B, L] (zeros if None); return (h [B, T, L], last state fp32)."""
+        """Run over u [B, T, L] from state [B, L] (zeros if None) -> (h, last state in fp32)."""
         a, b = self.coefficients(u, reset)
         return linear_scan(a, b, state, reset)

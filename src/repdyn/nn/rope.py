@@ -13,14 +13,15 @@ from torch import Tensor
 def apply_rope(
     x: Tensor, positions: Tensor, *, base: float = 10_000.0, fraction: float = 1.0
 ) -> Tensor:
-    """Rotate the first int(head_dim * fraction) channels of x [B, T, H, head_dim] by positions [B, T].
+    """Rotate the first int(head_dim * fraction) channels of x [B, T, H, head_dim] by positions.
 
     Pair (i, i + r/2) of the rotated block (r channels) turns by angle position / base^(2i / r);
     the remaining channels pass through unchanged.
     """
     if x.ndim != 4 or positions.shape != x.shape[:2]:
         raise ValueError(
-            f"x must be [B, T, H, head_dim] and positions [B, T]; got {tuple(x.shape)}, {tuple(positions.shape)}"
+            f"x must be [B, T, H, head_dim] and positions [B, T]; "
+            f"got {tuple(x.shape)}, {tuple(positions.shape)}"
         )
     rope_dim = int(x.shape[-1] * fraction)
     if rope_dim % 2:

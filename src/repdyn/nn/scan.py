@@ -114,7 +114,9 @@ class _LinearScanFunction(torch.autograd.Function):
     """Blocked scan with a reverse-time blocked scan as its backward; resets zero a_t."""
 
     @staticmethod
-    def forward(ctx, a: Tensor, x: Tensor, h0: Tensor, reset: Tensor | None, chunk: int):  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        ctx, a: Tensor, x: Tensor, h0: Tensor, reset: Tensor | None, chunk: int
+    ) -> tuple[Tensor, Tensor]:
         batch, length, width = x.shape
         # One padded copy of a serves both directions: a_pad[:, :T] is a with resets applied,
         # a_pad[:, 1:] is the reverse scan's a_{t+1} (1 after the end lets dL/dh_T enter).

@@ -1,4 +1,4 @@
-"""Text for language modelling: tokenizers, corpora that need no download, splits and batch samplers.
+"""Text for language modelling: tokenizers, corpora that need no download, splits, samplers.
 
 Default corpora ship with every Python (griffin.md §8): the standard library's own source
 (`*.py` under `sysconfig.get_paths()["stdlib"]`, site-packages excluded) as the in-distribution
@@ -70,7 +70,7 @@ class ByteTokenizer:
 
 
 class SentencePieceTokenizer:
-    """A SentencePiece model read from a user-given `.model` file (optional package `sentencepiece`)."""
+    """A SentencePiece model from a user-given `.model` file (optional package `sentencepiece`)."""
 
     def __init__(self, model_file: str | Path) -> None:
         try:
@@ -205,7 +205,7 @@ class TokenStream:
 def encode_documents(
     documents: Sequence[Document], tokenizer: Tokenizer, max_tokens: int | None = None
 ) -> TokenStream:
-    """Tokenize and concatenate documents (stopping after `max_tokens`); positions restart at 0 per document."""
+    """Tokenize and concatenate documents (up to `max_tokens`); positions restart at 0 in each."""
     pieces, positions, total = [], [], 0
     for doc in documents:
         if not doc.text:
@@ -230,7 +230,7 @@ def encode_documents(
 
 @dataclass(frozen=True)
 class LMBatch:
-    """Next-token prediction batch: inputs, targets (inputs shifted by one) and the inputs' segment_pos, [B, T]."""
+    """Next-token batch [B, T]: inputs, targets (inputs shifted by one), the inputs' segment_pos."""
 
     inputs: Tensor
     targets: Tensor
@@ -244,12 +244,13 @@ def _windows(stream: TokenStream, starts: Tensor, length: int) -> LMBatch:
 
 
 class BatchSampler:
-    """Random windows of `seq_len` (+1 target) tokens from a stream, driven by a seeded torch.Generator."""
+    """Random windows of `seq_len` (+1 target) tokens of a stream, from a seeded torch.Generator."""
 
     def __init__(self, stream: TokenStream, batch_size: int, seq_len: int, seed: int = 0) -> None:
         if len(stream) < seq_len + 1:
             raise DataError(
-                f"the token stream ({len(stream)} tokens) is shorter than seq_len + 1 = {seq_len + 1}"
+                f"the token stream ({len(stream)} tokens) is shorter than "
+                f"seq_len + 1 = {seq_len + 1}"
             )
         self.stream, self.batch_size, self.seq_len = stream, batch_size, seq_len
         self.generator = torch.Generator().manual_seed(seed)
