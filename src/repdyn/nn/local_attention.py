@@ -194,9 +194,8 @@ class LocalAttention(nn.Module):
         order = torch.argsort(cache.slot_positions(window))
         lead = window - cache.keys.shape[1]
         never = torch.full((lead,), -1, device=q.device)
-        beyond = (
-            positions[-1] + 1 + torch.arange(tail, device=q.device)
-        )  # padding after the end: causal-masked
+        # queries padded after the end; their keys lie in every real query's future (masked)
+        beyond = positions[-1] + 1 + torch.arange(tail, device=q.device)
         key_pos = torch.cat([never, cache.slot_positions(window)[order], positions, beyond])
         pad = (0, 0, lead, 0)
         keys = nn.functional.pad(torch.cat([cache.keys[:, order].to(k.dtype), k], 1), pad)
