@@ -135,6 +135,17 @@ def test_cache_save_load_and_clone_continue_exactly(tmp_path):
         GriffinCache.load(tmp_path / "bad.safetensors")
 
 
+def test_index_batch_selects_and_repeats_rows():
+    model = _model()
+    tokens, pos = _inputs(length=15)
+    with torch.no_grad():
+        _, cache = model(tokens[:, :10], pos[:, :10])
+        want, _ = model(tokens[:, 10:], pos[:, 10:], cache)
+        rows = torch.tensor([1, 1, 0])
+        got, _ = model(tokens[rows, 10:], pos[rows, 10:], cache.index_batch(rows))
+    torch.testing.assert_close(got, want[rows])
+
+
 def test_official_key_table_names_and_shapes():
     """griffin.md §4 (tiny config of §5): 51 tensors with the official names and shapes."""
     config = griffin_config(

@@ -209,6 +209,18 @@ class GriffinCache:
             tuple(block.clone() for block in self.blocks), self.next_segment_pos.clone()
         )
 
+    def index_batch(self, rows: Tensor) -> GriffinCache:
+        """The states of batch `rows`, in that order; repeat a row to copy it (one prompt -> a batch)."""
+
+        def pick(block: BlockCache) -> BlockCache:
+            fields = dataclasses.fields(block)
+            tensors = {f.name: getattr(block, f.name) for f in fields}
+            return dataclasses.replace(
+                block, **{k: v[rows] for k, v in tensors.items() if isinstance(v, Tensor)}
+            )
+
+        return GriffinCache(tuple(pick(b) for b in self.blocks), self.next_segment_pos[rows])
+
     def save(self, path: str | Path) -> None:
         """Write one safetensors file; the block layout travels as JSON in its metadata."""
         from safetensors.torch import save_file

@@ -71,16 +71,14 @@ def empty_attention_cache(
 def _attend(q: Tensor, k: Tensor, v: Tensor, visible: Tensor) -> Tensor:
     """Multi-query attention: q [..., T, H, hd], k/v [..., S, hd], mask [..., T, S] -> [..., T, D].
 
-    Heads are folded into the query axis so one matmul serves all of them; softmax in fp32.
+    One fused `scaled_dot_product_attention` call (scale hd^-0.5; fp32 softmax for bf16 inputs)
+    with the single key/value head shared by all H query heads.
     """
-    *lead, length, heads, head_dim = q.shape
-    scores = (q.reshape(*lead, length * heads, head_dim) @ k.transpose(-1, -2)) * head_dim**-0.5
-    scores = scores.unflatten(-2, (length, heads))
-    scores = scores.to(torch.promote_types(scores.dtype, torch.float32))
-    scores = scores.masked_fill(~visible.unsqueeze(-2), float("-inf"))
-    probs = torch.softmax(scores, dim=-1).to(v.dtype)
-    out = probs.flatten(-3, -2) @ v
-    return out.reshape(*lead, length, heads * head_dim)
+    out = nn.functional.scaled_dot_product_attention(
+        q.transpose(-3, -2), k.unsqueeze(-3), v.unsqueeze(-3), attn_mask=visible.unsqueeze(-3),
+        enable_gqa=True,
+    )
+    return out.transpose(-3, -2).flatten(-2)
 
 
 class LocalAttention(nn.Module):
