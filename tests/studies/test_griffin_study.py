@@ -5,10 +5,11 @@ import json
 import pytest
 
 from repdyn.bench import config as cfg
-from repdyn.bench.errors import ConfigError
+from repdyn.bench.errors import ConfigError, UserError
 from repdyn.bench.store import RunStore
 from repdyn.bench.view import RunView
 from repdyn.cli import main
+from repdyn.methods.lm import generate
 from repdyn.studies.griffin import (
     STUDY,
     GriffinStudyConfig,
@@ -17,6 +18,7 @@ from repdyn.studies.griffin import (
     claim_b1,
     claim_b2,
     claim_b3,
+    load_lm,
 )
 
 CONTEXTS = (256, 1024, 4096, 8192)
@@ -121,6 +123,15 @@ def test_smoke_preset_runs_end_to_end(tmp_path, monkeypatch, capsys):
     # the griffin cache is the same at both contexts (window 8 < 16); the global one grows 4x
     assert final["decode/griffin_cache_bytes"] > 0
     assert {c["name"] for c in summary["claims"]} == {"A", "B1", "B2", "B3"}
+    # the trained LM loads back for sampling (what `repdyn generate RUN` uses)
+    store = RunStore(tmp_path / "runs" / "repdyn.db")
+    model, tokenizer = load_lm(store, summary["run_id"])
+    text = "".join(generate(model, tokenizer, "def ", 12, seed=3))
+    assert text == "".join(generate(model, tokenizer, "def ", 12, seed=3)) and text
+    hawk, _ = load_lm(store, summary["run_id"] + "/hawk")
+    assert hawk.config.block_types == ("recurrent",) * 3
+    with pytest.raises(UserError, match="not a griffin LM arm"):
+        load_lm(store, summary["run_id"] + "/decode")
 
 
 def _run(tmp_path, monkeypatch, capsys, seed, preset="default", extra=()):

@@ -20,10 +20,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from repdyn.bench import config as cfg
+from repdyn.bench.checkpoint import list_checkpoints, load_checkpoint
 from repdyn.bench.claims import Claim, Verdict, not_run
 from repdyn.bench.config import param
 from repdyn.bench.context import RunContext
-from repdyn.bench.errors import ConfigError
+from repdyn.bench.errors import CheckpointError, ConfigError, UserError
+from repdyn.bench.store import RunStore
 from repdyn.bench.study import Figure, Study
 from repdyn.bench.view import ArmView, RunView
 from repdyn.methods.lm import bits_per_byte, make_optimizer, make_scheduler, train_step
@@ -51,7 +54,9 @@ class ModelConfig:
     num_heads: int = param(4, min=1, help="attention heads (and RG-LRU gate blocks)")
     num_layers: int = param(3, min=1, help="residual blocks")
     window: int = param(64, min=1, help="local attention window of the griffin arm")
-    pattern: Literal["griffin", "hawk", "transformer"] = "griffin"
+    pattern: Literal["griffin", "hawk", "transformer"] = param(
+        "griffin", help="set per arm by arms()"
+    )
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,7 @@ class GriffinStudyConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
-    role: Literal["lm", "decode"] = "lm"
+    role: Literal["lm", "decode"] = param("lm", help="set per arm by arms()")
     lm_arms: tuple[str, ...] = param(
         LM_ARMS, help="LM arms trained for claim B (subset of griffin, hawk, transformer)"
     )
@@ -119,13 +124,12 @@ class GriffinStudyConfig:
             raise ConfigError(
                 "lm_arms", f"unknown arm {unknown[0]!r}; accepted: {', '.join(LM_ARMS)}"
             )
-        if (
-            self.model.width % self.model.num_heads
-            or (self.model.width // self.model.num_heads) % 4
-        ):
-            raise ConfigError(
-                "model.num_heads", "must divide width into heads of a multiple of 4 channels"
-            )
+        for section in ("model", "decode"):
+            width, heads = getattr(self, section).width, getattr(self, section).num_heads
+            if width % heads or (width // heads) % 4:
+                raise ConfigError(
+                    f"{section}.num_heads", "must split width into heads of 4k channels"
+                )
         if not self.decode.contexts or min(self.decode.contexts) < 1:
             raise ConfigError("decode.contexts", "must be a non-empty list of positive lengths")
 
@@ -223,6 +227,28 @@ def train_lm(ctx: RunContext) -> None:
         shift_bpb=evaluate(t.seq_len, shifted_stream, short_windows),
         params=sum(p.numel() for p in model.parameters()),
     )
+
+
+def load_lm(store: RunStore, run_id: str, arm: str = "griffin") -> tuple[Griffin, ByteTokenizer]:
+    """A trained LM of this study and its tokenizer, for `repdyn.methods.lm.generate`.
+
+    `run_id` is a study run (`griffin-3`, then `arm` picks the LM) or an arm (`griffin-3/hawk`);
+    the arm's newest checkpoint is loaded.
+    """
+    record = store.get_run(run_id)
+    if record.parent is None:
+        run_id = f"{run_id}/{arm}"
+        record = store.get_run(run_id)
+    config = cfg.from_dict(GriffinStudyConfig, record.config)
+    if record.study != "griffin" or config.role != "lm":
+        raise UserError(f"{run_id} is not a griffin LM arm; LM arms: {', '.join(LM_ARMS)}")
+    tokenizer = ByteTokenizer()
+    model = Griffin(lm_model_config(config.model, tokenizer.vocab_size))
+    found = list_checkpoints(store.run_dir(run_id) / "checkpoints")
+    if not found:
+        raise CheckpointError(f"{run_id} has no checkpoint yet")
+    load_checkpoint(found[-1], {"model": model}, restore_rng=False)
+    return model.eval(), tokenizer
 
 
 # ---- claim A: decoding cost ---------------------------------------------------------------------
