@@ -3,7 +3,7 @@
 Both models get the same weights (a `griffin-small`-sized config: width 128, 3 blocks R R A,
 window 64, byte vocabulary). Decoding: a 64-token prompt, then greedy tokens one at a time,
 ours through its cache and the official `Sampler`. Training: forward + backward + AdamW on
-batches of 16 x 256 tokens, ours (blocked scan) and the official model (Python-loop scan).
+16 x 256 and 4 x 1024 tokens, ours (blocked scan) and the official model (Python-loop scan).
 
     python benchmarks/griffin.py [--threads N] [--tokens N] [--steps N]
 """
@@ -26,7 +26,8 @@ from repdyn.models.recurrentgemma_reference import import_official_torch
 from repdyn.tasks.text import LMBatch
 
 PRESET = "griffin-small"
-PROMPT_LEN, BATCH, SEQ_LEN = 64, 16, 256
+PROMPT_LEN = 64
+TRAIN_SHAPES = ((16, 256), (4, 1024))  # (batch, length): the study's shape, and a longer one
 
 
 class _ByteVocab:
@@ -106,6 +107,27 @@ def official_loss(model: torch.nn.Module, batch: LMBatch) -> torch.Tensor:
     return torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch.targets.flatten())
 
 
+def compare_training(ours: Griffin, reference, batch_size: int, seq_len: int, steps: int) -> None:
+    """Print training tokens/s of ours (and of the official model, when given) at one shape."""
+    gen = torch.Generator().manual_seed(1)
+    tokens = torch.randint(0, ours.config.vocab_size, (batch_size, seq_len + 1), generator=gen)
+    batch = LMBatch(tokens[:, :-1], tokens[:, 1:], torch.arange(seq_len).repeat(batch_size, 1))
+    ours.train()
+    ours_s = best_time(train_closure(ours, batch, lm_loss), repeats=steps)
+    rate = batch_size * seq_len / ours_s
+    name = f"griffin train tokens/s (B={batch_size}, T={seq_len})"
+    mine = f"ours {rate:.0f} tok/s ({ours_s * 1e3:.0f} ms/step)"
+    if reference is None:
+        print(f"{name}: reference not installed [{mine}]")
+        return
+    reference.train()
+    ref_s = best_time(train_closure(reference, batch, official_loss), repeats=1)
+    print(
+        f"{name}: {ref_s / ours_s:.1f}x vs recurrentgemma model "
+        f"[{mine}, ref {batch_size * seq_len / ref_s:.0f} tok/s]"
+    )
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -145,26 +167,8 @@ def main(argv: list[str]) -> int:
     else:
         print(f"{decode}: reference not installed [ours {ours_rate:.0f} tok/s]")
 
-    gen = torch.Generator().manual_seed(1)
-    tokens = torch.randint(0, config.vocab_size, (BATCH, SEQ_LEN + 1), generator=gen)
-    pos = torch.arange(SEQ_LEN).repeat(BATCH, 1)
-    batch = LMBatch(tokens[:, :-1], tokens[:, 1:], pos)
-    ours.train()
-    train_s = best_time(train_closure(ours, batch, lm_loss), repeats=args.steps)
-    rate = BATCH * SEQ_LEN / train_s
-    train = f"griffin train tokens/s (B={BATCH}, T={SEQ_LEN})"
-    if reference is not None:
-        reference.train()
-        ref_s = best_time(train_closure(reference, batch, official_loss), repeats=1)
-        print(
-            f"{train}: {ref_s / train_s:.1f}x vs recurrentgemma model [ours {rate:.0f} tok/s "
-            f"({train_s * 1e3:.0f} ms/step), ref {BATCH * SEQ_LEN / ref_s:.0f} tok/s]"
-        )
-    else:
-        print(
-            f"griffin train tokens/s (B={BATCH}, T={SEQ_LEN}): reference not installed "
-            f"[ours {rate:.0f} tok/s ({train_s * 1e3:.0f} ms/step)]"
-        )
+    for batch_size, seq_len in TRAIN_SHAPES:
+        compare_training(ours, reference, batch_size, seq_len, args.steps)
     return 0
 
 
