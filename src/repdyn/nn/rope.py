@@ -1,4 +1,10 @@
-"""Rotary position embedding (RoPE), recurrentgemma convention: two non-interleaved halves."""
+"""Rotary position embedding (RoPE) on a leading fraction of the head dimension.
+
+RecurrentGemma rotates only the first half of each head (griffin.md §1.5), as two
+non-interleaved halves: channel i pairs with channel i + rope_dim / 2.
+"""
+
+from __future__ import annotations
 
 import torch
 from torch import Tensor
@@ -7,25 +13,30 @@ from torch import Tensor
 def apply_rope(
     x: Tensor, positions: Tensor, *, base: float = 10_000.0, fraction: float = 1.0
 ) -> Tensor:
-    """Rotate the first ``int(head_dim * fraction)`` channels of ``x`` by position-dependent angles.
+    """Rotate the first int(head_dim * fraction) channels of x [B, T, H, head_dim] by positions.
 
-    ``x`` is ``[B, T, H, head_dim]`` and ``positions`` ``[B, T]`` integers. The rotated part is
-    split into a first half ``x1`` and a second half ``x2`` (not interleaved); channel pair ``i`` turns at
-    frequency ``base ** (-2 i / rot_dim)``: ``out = [x1 cos - x2 sin, x2 cos + x1 sin]``. The
-    remaining channels pass unchanged. Angles are computed in float32, the rotation in ``x.dtype``,
-    so a bf16 forward stays a bf16 forward.
+    Pair (i, i + r/2) of the rotated block (r channels) turns by angle position / base^(2i / r);
+    the remaining channels pass through unchanged. Angles are computed in float32 and the rotation
+    in x.dtype, so a bf16 forward stays bf16. Shared by Griffin's local attention (fraction 0.5) and
+    the transformer's RoPE (fraction 1).
     """
-    head_dim = x.shape[-1]
-    rot_dim = int(head_dim * fraction)
-    if rot_dim % 2:
-        raise ValueError(f"RoPE needs an even number of rotated channels, got {rot_dim}")
-    if rot_dim == 0:
+    if x.ndim != 4 or positions.shape != x.shape[:2]:
+        raise ValueError(
+            f"x must be [B, T, H, head_dim] and positions [B, T]; "
+            f"got {tuple(x.shape)}, {tuple(positions.shape)}"
+        )
+    rope_dim = int(x.shape[-1] * fraction)
+    if rope_dim % 2:
+        raise ValueError(
+            f"the rotated part must have an even width; head_dim * fraction = {rope_dim}"
+        )
+    if rope_dim == 0:
         return x
-    half = rot_dim // 2
-    exponents = torch.arange(half, dtype=torch.float32, device=x.device) * 2.0 / rot_dim
-    inv_freq = base ** (-exponents)  # [half]
-    angles = positions.to(torch.float32)[..., None] * inv_freq  # [B, T, half]
-    cos = angles.cos()[:, :, None, :].to(x.dtype)  # [B, T, 1, half]
-    sin = angles.sin()[:, :, None, :].to(x.dtype)
-    x1, x2, rest = x[..., :half], x[..., half:rot_dim], x[..., rot_dim:]
-    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin, rest], dim=-1)
+    half = rope_dim // 2
+    exponents = 2 * torch.arange(half, device=x.device) / rope_dim
+    inv_frequencies = 1.0 / base**exponents
+    angles = positions[..., None, None] * inv_frequencies  # [B, T, 1, half], float32
+    sin = torch.sin(angles).to(x.dtype)
+    cos = torch.cos(angles).to(x.dtype)
+    first, second, rest = x[..., :half], x[..., half:rope_dim], x[..., rope_dim:]
+    return torch.cat([first * cos - second * sin, second * cos + first * sin, rest], dim=-1)
