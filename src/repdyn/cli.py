@@ -1,4 +1,4 @@
-"""The `repdyn` command: list | run | resume | runs | report | compare | export | bench.
+"""The `repdyn` command: list | run | resume | runs | report | compare | export | generate | bench.
 
 Exit status: 0 when runs finished (whatever the verdicts), 1 when a run failed, 2 for bad input
 (one line on stderr naming what is wrong), 130 when interrupted (resume with `repdyn resume`).
@@ -72,6 +72,16 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--to", nargs="+", required=True, metavar="FORMAT [DEST]",
                         help="tensorboard DIR | csv FILE | parquet FILE")
 
+    generate = sub.add_parser("generate", help="sample text from a trained language-model arm", parents=[common])
+    generate.add_argument("run", help="a study run (its default LM arm) or an arm id like griffin-3/hawk")
+    generate.add_argument("--prompt", required=True)
+    generate.add_argument("--arm", help="which LM arm of a study run")
+    generate.add_argument("--max-new-tokens", type=int, default=200)
+    generate.add_argument("--temperature", type=float, default=1.0)
+    generate.add_argument("--top-k", type=int)
+    generate.add_argument("--top-p", type=float)
+    generate.add_argument("--seed", type=int, default=0)
+
     bench = sub.add_parser("bench", help="side-by-side performance ratios", parents=[common])
     bench.add_argument("name", nargs="?")
     bench.add_argument("args", nargs=argparse.REMAINDER)
@@ -96,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         handler = {
             "list": cmd_list, "run": cmd_run, "resume": cmd_resume, "runs": cmd_runs,
-            "report": cmd_report, "compare": cmd_compare, "export": cmd_export, "bench": cmd_bench,
+            "report": cmd_report, "compare": cmd_compare, "export": cmd_export, "generate": cmd_generate,
+            "bench": cmd_bench,
         }[args.command]
         return handler(args)
     except UserError as err:
@@ -300,6 +311,27 @@ def cmd_compare(args: argparse.Namespace) -> int:
     path, table = write_comparison(store, args.runs)
     print(table)
     print(f"comparison: {path}")
+    return EXIT_OK
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from repdyn import registry
+    from repdyn.methods.lm import generate
+
+    if args.temperature < 0 or (args.top_p is not None and not 0 < args.top_p <= 1) or args.max_new_tokens < 1:
+        raise UserError("generate: expected --temperature >= 0, 0 < --top-p <= 1 and --max-new-tokens >= 1")
+    store = _store(args)
+    record = store.resolve(args.run)
+    study = registry.get(record.study)
+    if study.load_lm is None:
+        raise UserError(f"{record.id}: study {study.name} trains no language model to sample from")
+    extra = {"arm": args.arm} if args.arm else {}
+    model, tokenizer = study.load_lm(store, record.id, **extra)
+    print(args.prompt, end="", flush=True)
+    for piece in generate(model, tokenizer, args.prompt, args.max_new_tokens, temperature=args.temperature,
+                          top_k=args.top_k, top_p=args.top_p, seed=args.seed):
+        print(piece, end="", flush=True)
+    print()
     return EXIT_OK
 
 

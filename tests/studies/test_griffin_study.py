@@ -132,6 +132,11 @@ def test_smoke_preset_runs_end_to_end(tmp_path, monkeypatch, capsys):
     assert hawk.config.block_types == ("recurrent",) * 3
     with pytest.raises(UserError, match="not a griffin LM arm"):
         load_lm(store, summary["run_id"] + "/decode")
+    # the CLI streams the same sample
+    capsys.readouterr()
+    assert main(["generate", summary["run_id"], "--prompt", "def ", "--max-new-tokens", "12", "--seed", "3"]) == 0
+    assert capsys.readouterr().out == "def " + text + "\n"
+    assert main(["generate", summary["run_id"], "--arm", "decode", "--prompt", "x"]) == 2
 
 
 def _run(tmp_path, monkeypatch, capsys, seed, preset="default", extra=()):

@@ -54,6 +54,8 @@ class Study:
     """Validates user-given inputs (data paths, files) before any run is created; raises UserError."""
     max_threads: int | None = None
     """Upper bound on torch threads per arm: tiny models run faster on one thread than on two."""
+    load_lm: Callable[..., tuple[Any, Any]] | None = None
+    """`load_lm(store, run_id, arm) -> (model, tokenizer)` for studies whose arms are language models."""
 
     def preset_names(self) -> list[str]:
         """Presets this study offers, `smoke` and `default` first."""

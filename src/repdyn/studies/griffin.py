@@ -604,4 +604,5 @@ STUDY = Study(
     claims=CLAIMS,
     figures=figures,
     progress_keys=("train_bpb", "val_bpb"),
+    load_lm=load_lm,
 )
