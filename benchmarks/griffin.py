@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from repdyn.bench.timing import best_time
 from repdyn.methods.lm import lm_loss, make_optimizer
 from repdyn.models.griffin import Griffin, griffin_config
 from repdyn.models.recurrentgemma_reference import import_official_torch
@@ -48,16 +48,6 @@ class _ByteVocab:
     def pad_id(self) -> int:
         return 0
 
-
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    """Smallest wall time of `repeats` calls after a warm-up call, in seconds."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def official_model(official, config):

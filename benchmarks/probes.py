@@ -7,10 +7,10 @@ one covariance eigendecomposition for Deep Grokking's rank.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
+from repdyn.bench.timing import best_time
 from repdyn.probes import (
     active_fraction,
     dead_fraction,
@@ -22,15 +22,6 @@ from repdyn.probes import (
 
 GOAL = 2.0
 
-
-def _best_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def all_probes(features: torch.Tensor) -> dict[str, float]:
@@ -53,8 +44,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     features = torch.randn(args.n, args.d, generator=torch.Generator().manual_seed(0))
-    svd = _best_time(lambda: torch.linalg.svdvals(features), args.repeats)
-    probes = _best_time(lambda: all_probes(features), args.repeats)
+    svd = best_time(lambda: torch.linalg.svdvals(features), args.repeats)
+    probes = best_time(lambda: all_probes(features), args.repeats)
     ratio = probes / svd
     verdict = "ok" if ratio <= GOAL else "above goal"
     print(f"all probes ({args.n}x{args.d}, {args.threads} thread): {ratio:.2f}x one svdvals (goal <= {GOAL:g}x, "

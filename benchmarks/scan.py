@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from repdyn.bench.timing import best_time
 from repdyn.models.recurrentgemma_reference import import_official_torch
 from repdyn.nn.scan import linear_scan
 
@@ -30,16 +30,6 @@ SHAPES = [((8, 512, 256), 20.0), ((1, 4096, 1024), 100.0)]  # (B, T, D), speed-u
 FLOOR_GOAL = 10.0
 FP32_PASSES = 8
 
-
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    """Smallest wall time of `repeats` calls after one warm-up call, in seconds."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def copy_bandwidth() -> float:

@@ -21,15 +21,6 @@ from repdyn.models.griffin import Griffin, griffin_config
 from repdyn.tasks.text import BatchSampler, ByteTokenizer, Document, encode_documents
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread; on a busy 2-core machine more threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_warmup_cosine_values():
     kw = {"warmup_steps": 10, "total_steps": 110, "min_ratio": 0.1}
     assert warmup_cosine(0, **kw) == pytest.approx(0.1)

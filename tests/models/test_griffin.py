@@ -17,14 +17,6 @@ from repdyn.models.griffin import (
 WINDOW = 6
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread; on a busy 2-core machine more threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _model(pattern="griffin", seed=0, **overrides):
     torch.manual_seed(seed)

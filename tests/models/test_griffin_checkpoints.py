@@ -15,14 +15,6 @@ from repdyn.models.recurrentgemma_reference import import_official_torch
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "griffin"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread; on a busy 2-core machine more threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def official_model():
