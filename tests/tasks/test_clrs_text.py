@@ -10,10 +10,19 @@ import pytest
 
 from repdyn.bench.errors import UserError
 from repdyn.tasks.clrs import CLRS_30_ALGS, Sampler
-from repdyn.tasks.clrs_text import (TRAIN_LENGTHS, TRAIN_SAMPLES, TRAIN_SEEDS, VAL_LENGTHS,
-                                    VAL_SAMPLES, VAL_SEEDS, CharTokenizer,
-                                    clrs_text_dataset, clrs_text_generator, format_example,
-                                    paper_split)
+from repdyn.tasks.clrs_text import (
+    TRAIN_LENGTHS,
+    TRAIN_SAMPLES,
+    TRAIN_SEEDS,
+    VAL_LENGTHS,
+    VAL_SAMPLES,
+    VAL_SEEDS,
+    CharTokenizer,
+    clrs_text_dataset,
+    clrs_text_generator,
+    format_example,
+    paper_split,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "clrs_text" / "clrs_text.json"
 CASES = json.loads(FIXTURES.read_text())["cases"]

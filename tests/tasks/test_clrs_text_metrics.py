@@ -7,8 +7,13 @@ import pytest
 
 from repdyn.bench.errors import UserError
 from repdyn.tasks.clrs import CLRS_30_ALGS, SPECS, Sampler
-from repdyn.tasks.clrs_text import (Scores, clrs_text_dataset, parse_answer, score_answer,
-                                    score_answers)
+from repdyn.tasks.clrs_text import (
+    Scores,
+    clrs_text_dataset,
+    parse_answer,
+    score_answer,
+    score_answers,
+)
 from repdyn.tasks.clrs_text.format import chain_order
 
 

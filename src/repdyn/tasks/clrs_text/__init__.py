@@ -17,17 +17,41 @@ Public API::
 See `format.py` for the format itself, `metrics.py` for TransNAR's three scores.
 """
 
-from repdyn.tasks.clrs_text.datasets import (NUM_DECIMALS, TRAIN_LENGTHS, TRAIN_SAMPLES,
-                                             TRAIN_SEEDS, VAL_LENGTHS, VAL_SAMPLES, VAL_SEEDS,
-                                             ClrsTextExample, clrs_text_dataset,
-                                             clrs_text_generator, paper_split)
+from repdyn.tasks.clrs_text.datasets import (
+                                             NUM_DECIMALS,
+                                             TRAIN_LENGTHS,
+                                             TRAIN_SAMPLES,
+                                             TRAIN_SEEDS,
+                                             VAL_LENGTHS,
+                                             VAL_SAMPLES,
+                                             VAL_SEEDS,
+                                             ClrsTextExample,
+                                             clrs_text_dataset,
+                                             clrs_text_generator,
+                                             paper_split,
+)
 from repdyn.tasks.clrs_text.format import answer_names, format_example, trace_fields
 from repdyn.tasks.clrs_text.metrics import Scores, parse_answer, score_answer, score_answers
 from repdyn.tasks.clrs_text.tokenizer import CharTokenizer
 
 __all__ = [
-    "CharTokenizer", "ClrsTextExample", "NUM_DECIMALS", "Scores", "TRAIN_LENGTHS",
-    "TRAIN_SAMPLES", "TRAIN_SEEDS", "VAL_LENGTHS", "VAL_SAMPLES", "VAL_SEEDS", "answer_names",
-    "clrs_text_dataset", "clrs_text_generator", "format_example", "paper_split",
-    "parse_answer", "score_answer", "score_answers", "trace_fields",
+                                             "NUM_DECIMALS",
+                                             "TRAIN_LENGTHS",
+                                             "TRAIN_SAMPLES",
+                                             "TRAIN_SEEDS",
+                                             "VAL_LENGTHS",
+                                             "VAL_SAMPLES",
+                                             "VAL_SEEDS",
+                                             "CharTokenizer",
+                                             "ClrsTextExample",
+                                             "Scores",
+                                             "answer_names",
+                                             "clrs_text_dataset",
+                                             "clrs_text_generator",
+                                             "format_example",
+                                             "paper_split",
+                                             "parse_answer",
+                                             "score_answer",
+                                             "score_answers",
+                                             "trace_fields",
 ]

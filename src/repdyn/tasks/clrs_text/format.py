@@ -22,7 +22,7 @@ instead of their outputs (`binary_search` -> `(low, high)`), string matchers tra
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

@@ -23,8 +23,14 @@ import numpy as np
 from repdyn.bench.errors import UserError
 from repdyn.tasks.clrs import SPECS
 from repdyn.tasks.clrs.specs import Type
-from repdyn.tasks.clrs_text.format import (PARENTHESISED, SEARCH_ANSWERS, SEPARATOR,
-                                           TRACE_SEPARATOR, answer_names, trace_fields)
+from repdyn.tasks.clrs_text.format import (
+    PARENTHESISED,
+    SEARCH_ANSWERS,
+    SEPARATOR,
+    TRACE_SEPARATOR,
+    answer_names,
+    trace_fields,
+)
 
 _NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
 _SCALAR = re.compile(_NUMBER)
