@@ -8,12 +8,14 @@ subsets of in-flight messages per micro-step with nodes that send only when thei
   `LogSemiringLinear`: y_j = tau * logsumexp_i ((W_ji + x_i) / tau), which tends to it as
   tau -> 0. Both are computed in input chunks by custom autograd functions, so memory stays
   O(rows x out x chunk) instead of O(rows x out x in).
-- Layers (the NAR processor signature: `forward(node_fts, edge_fts, graph_fts, adj, hidden)
-  -> (hidden, None)`, edges indexed [b, sender, receiver]; z = [node_fts || hidden]):
+- Layers (`MessagePassingLayer`s with the NAR processor signature `forward(node_fts,
+  edge_fts, graph_fts, adj, hidden) -> (hidden, None)`, edges indexed [b, sender, receiver],
+  z = [node_fts || hidden]; `messages`, `aggregate` and `update` are exposed for the executors):
   L1 `AggregationInvariantLayer`: CLRS's MPNN step - MLP messages, max (or sum) aggregation,
   h' = ReLU(o1(z) + o2(agg)); only the grouping of messages inside one aggregation is free.
   L2 `UpdateInvariantLayer`: linear messages, max aggregation, h' = max(h, agg), a monoid
-  action, so the messages of one step may arrive in any order and batching.
+  action, so the messages of one step may arrive in any order and batching (but senders may
+  not change state in between: linear messages are not monotone).
   L3 `CocycleLayer`: the same with semiring-linear messages m_uv = m1(z_v) + m2(z_u) +
   m_e(e_uv) + m_g(g); monotone and (tropical) max-homomorphic in the states, so senders may
   also change state between sends: the final state does not depend on the schedule.
@@ -114,7 +116,7 @@ def max_plus(x: Tensor, weight: Tensor) -> Tensor:
 
 
 def log_semiring(x: Tensor, weight: Tensor, tau: float) -> Tensor:
-    """Log-semiring matrix-vector product at temperature tau: [..., in] x [out, in] -> [..., out]."""
+    """Log-semiring product at temperature tau: [..., in] x [out, in] -> [..., out]."""
     lead = x.shape[:-1]
     y = _LogSemiring.apply(x.reshape(-1, x.shape[-1]), weight, tau)
     return y.reshape(*lead, weight.shape[0])
@@ -167,7 +169,7 @@ def masked_max(msgs: Tensor, mask: Tensor) -> Tensor:
     return msgs.masked_fill(~mask[..., None], float("-inf")).amax(dim=1)
 
 
-class _Layer(nn.Module):
+class MessagePassingLayer(nn.Module):
     """One message-passing step, split into messages -> aggregate -> update for the executors."""
 
     returns_edges = False  # the NAR processor flag: no edge embeddings are returned
@@ -200,10 +202,11 @@ class _Layer(nn.Module):
         """New hidden state from the old one and the aggregate."""
         raise NotImplementedError
 
-    def _multilinear(self, maps: nn.ModuleList, node_fts: Tensor, edge_fts: Tensor,
-                     graph_fts: Tensor, sender_hidden: Tensor, receiver_hidden: Tensor) -> Tensor:
-        """m1(z_v) + m2(z_u) + m_e(e_uv) + m_g(g), each m one of `maps` (clrs.md §6.4 layout)."""
-        m1, m2, m_e, m_g = maps
+    def _multilinear(self, node_fts: Tensor, edge_fts: Tensor, graph_fts: Tensor,
+                     sender_hidden: Tensor, receiver_hidden: Tensor) -> Tensor:
+        """m1(z_v) + m2(z_u) + m_e(e_uv) + m_g(g) with (m1, m2, m_e, m_g) = `self.maps`
+        (clrs.md §6.4's message layout)."""
+        m1, m2, m_e, m_g = self.maps
         receiver = m1(torch.cat([node_fts, receiver_hidden], dim=-1))
         if sender_hidden.dim() == 4:  # per-edge copies of the sender's state
             x = node_fts[:, :, None].expand(-1, -1, sender_hidden.shape[2], -1)
@@ -213,7 +216,7 @@ class _Layer(nn.Module):
         return receiver[:, None] + sender + m_e(edge_fts) + m_g(graph_fts)[:, None, None]
 
 
-class AggregationInvariantLayer(_Layer):
+class AggregationInvariantLayer(MessagePassingLayer):
     """L1: CLRS's MPNN step without LayerNorm (clrs.md §6.4); aggregation max or sum.
 
     msgs = MLP(ReLU(m1(z_v) + m2(z_u) + m_e(e_uv) + m_g(g))), h' = ReLU(o1(z) + o2(agg)).
@@ -234,8 +237,8 @@ class AggregationInvariantLayer(_Layer):
         self.o1, self.o2 = nn.Linear(z, h), nn.Linear(h, h)
 
     def messages(self, node_fts, edge_fts, graph_fts, sender_hidden, receiver_hidden):
-        return self.mlp(self._multilinear(self.maps, node_fts, edge_fts, graph_fts,
-                                          sender_hidden, receiver_hidden))
+        return self.mlp(self._multilinear(node_fts, edge_fts, graph_fts, sender_hidden,
+                                          receiver_hidden))
 
     def aggregate(self, msgs: Tensor, mask: Tensor) -> Tensor:
         if self.aggregation == "sum":
@@ -247,9 +250,23 @@ class AggregationInvariantLayer(_Layer):
         return F.relu(self.o1(torch.cat([node_fts, hidden], dim=-1)) + self.o2(agg))
 
 
-class UpdateInvariantLayer(_Layer):
-    """L2: linear messages m1(z_v) + m2(z_u) + m_e(e_uv) + m_g(g), max aggregation, and the
-    update h' = max(h, agg) - a monoid action: phi(phi(h, a), b) = phi(h, max(a, b))."""
+class _MaxUpdateLayer(MessagePassingLayer):
+    """Messages m1(z_v) + m2(z_u) + m_e(e_uv) + m_g(g) from `self.maps`, max aggregation, and
+    the update h' = max(h, agg) - a monoid action: phi(phi(h, a), b) = phi(h, max(a, b))."""
+
+    def messages(self, node_fts, edge_fts, graph_fts, sender_hidden, receiver_hidden):
+        return self._multilinear(node_fts, edge_fts, graph_fts, sender_hidden, receiver_hidden)
+
+    def update(self, node_fts: Tensor, hidden: Tensor, agg: Tensor) -> Tensor:
+        return torch.maximum(hidden, agg)
+
+
+class UpdateInvariantLayer(_MaxUpdateLayer):
+    """L2: ordinary linear maps m1, m2, m_e, m_g; max aggregation; h' = max(h, agg).
+
+    The messages of one step may arrive in any order and grouping; a sender that changes state
+    between sends does change the result (linear messages are not monotone).
+    """
 
     def __init__(self, hidden_size: int, node_size: int | None = None,
                  edge_size: int | None = None, graph_size: int | None = None) -> None:
@@ -258,18 +275,12 @@ class UpdateInvariantLayer(_Layer):
         self.maps = nn.ModuleList([nn.Linear(z, h), nn.Linear(z, h), nn.Linear(self.edge_size, h),
                                    nn.Linear(self.graph_size, h)])
 
-    def messages(self, node_fts, edge_fts, graph_fts, sender_hidden, receiver_hidden):
-        return self._multilinear(self.maps, node_fts, edge_fts, graph_fts, sender_hidden,
-                                 receiver_hidden)
 
-    def update(self, node_fts: Tensor, hidden: Tensor, agg: Tensor) -> Tensor:
-        return torch.maximum(hidden, agg)
+class CocycleLayer(_MaxUpdateLayer):
+    """L3: semiring-linear maps (tropical, or log-semiring at temperature tau); max
+    aggregation; h' = max(h, agg).
 
-
-class CocycleLayer(UpdateInvariantLayer):
-    """L3: L2 with semiring-linear maps (tropical, or log-semiring at temperature tau).
-
-    m_uv = m1(z_v) + m2(z_u) + m_e(e_uv) + m_g(g) with + the semiring's product: multilinear,
+    m_uv = m1(z_v) + m2(z_u) + m_e(e_uv) + m_g(g), + being the semiring's product: multilinear,
     and monotone in both states, so a sender may move from s to max(s, m) between sends and the
     receiver still ends where synchronous execution does (cocycles.md §2-§3).
     """
@@ -277,7 +288,7 @@ class CocycleLayer(UpdateInvariantLayer):
     def __init__(self, hidden_size: int, semiring: Literal["tropical", "log"] = "tropical",
                  tau: float = 1.0, node_size: int | None = None, edge_size: int | None = None,
                  graph_size: int | None = None) -> None:
-        _Layer.__init__(self, hidden_size, node_size, edge_size, graph_size)
+        super().__init__(hidden_size, node_size, edge_size, graph_size)
         if semiring not in ("tropical", "log"):
             raise ConfigError("semiring", f"must be 'tropical' or 'log', got {semiring!r}")
         self.semiring = semiring
@@ -301,7 +312,7 @@ class Execution:
 
     hidden: Tensor     # [B, n, H] final states
     sent: Tensor       # [B, n, n] messages sent on each edge (sender, receiver)
-    delivered: Tensor  # [B, n, n] messages delivered (async: a newer send replaces an undelivered one)
+    delivered: Tensor  # [B, n, n] delivered (async: a newer send replaces an undelivered one)
     steps: int         # synchronous: layer steps; asynchronous: micro-steps
     converged: bool    # a fixed point (sync) or quiescence (async) was reached within the cap
 
@@ -312,8 +323,9 @@ class Execution:
 
 
 @torch.no_grad()
-def run_synchronous(layer: _Layer, node_fts: Tensor, edge_fts: Tensor, graph_fts: Tensor,
-                    adj: Tensor, hidden: Tensor, max_steps: int = 1000) -> Execution:
+def run_synchronous(layer: MessagePassingLayer, node_fts: Tensor, edge_fts: Tensor,
+                    graph_fts: Tensor, adj: Tensor, hidden: Tensor,
+                    max_steps: int = 1000) -> Execution:
     """Apply the layer (every edge sends every step) until the states stop changing.
 
     A graph's count stops at the step that first leaves it unchanged (that step included).
@@ -332,9 +344,9 @@ def run_synchronous(layer: _Layer, node_fts: Tensor, edge_fts: Tensor, graph_fts
 
 
 @torch.no_grad()
-def run_asynchronous(layer: _Layer, node_fts: Tensor, edge_fts: Tensor, graph_fts: Tensor,
-                     adj: Tensor, hidden: Tensor, seed: int, delivery_prob: float = 0.5,
-                     max_micro_steps: int = 100_000) -> Execution:
+def run_asynchronous(layer: MessagePassingLayer, node_fts: Tensor, edge_fts: Tensor,
+                     graph_fts: Tensor, adj: Tensor, hidden: Tensor, seed: int,
+                     delivery_prob: float = 0.5, max_micro_steps: int = 100_000) -> Execution:
     """Run the layer asynchronously until no message is in flight and no node is stale.
 
     - A node sends its current state along all its out-edges at the start and whenever its state
@@ -345,6 +357,8 @@ def run_asynchronous(layer: _Layer, node_fts: Tensor, edge_fts: Tensor, graph_ft
       received, and applies `update` once to the aggregate of this micro-step's messages.
     - The receiver is an argument of the message too: when v's state changes, v recombines its
       stored sender states with its new state (a local event, scheduled like a delivery).
+
+    A layer whose update is not idempotent (L1) may never fall quiet: `converged` is then False.
     """
     if not 0 < delivery_prob <= 1:
         raise ConfigError("delivery_prob", f"must be in (0, 1], got {delivery_prob}")
@@ -398,7 +412,7 @@ def _one_event(pending: Tensor, stale: Tensor, gen: torch.Generator) -> tuple[Te
 
 
 @torch.no_grad()
-def step_with_random_delivery(layer: _Layer, node_fts: Tensor, edge_fts: Tensor,
+def step_with_random_delivery(layer: MessagePassingLayer, node_fts: Tensor, edge_fts: Tensor,
                               graph_fts: Tensor, adj: Tensor, hidden: Tensor, seed: int,
                               delivery_prob: float = 0.5) -> Tensor:
     """One layer step whose messages (all computed from `hidden`) arrive in random groups.
