@@ -53,7 +53,7 @@ def format_example(algorithm: str, sample: Trajectory | Batch,
     """CLRS-Text (question, answer) for one instance (a `Trajectory` or a `Batch` of size 1)."""
     trajectory = _as_trajectory(algorithm, sample)
     spec = SPECS[algorithm]
-    inputs = ", ".join(
+    inputs = SEPARATOR.join(
         f"{name}: {_value_str(spec, name, trajectory.inputs[name], trajectory.inputs)}"
         for name, (stage, _, _) in spec.items()
         if stage == Stage.INPUT and not _hidden_input(name, spec))
