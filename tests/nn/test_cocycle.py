@@ -27,14 +27,6 @@ DT = torch.float64
 SCHEDULES = range(10)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The executors run many tiny ops: threads only contend on them (CONTRIBUTING: 2 cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
