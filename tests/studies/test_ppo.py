@@ -1,6 +1,9 @@
 """Plain PPO study: the CLI contract, determinism per seed, exact resume at checkpoint boundaries, CartPole (slow)."""
 
+import importlib.util
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -100,3 +103,30 @@ def test_default_preset_solves_cartpole(store_path, capsys):
     summary = _json(capsys)
     assert summary["claims"][0]["ok"] is True, summary["claims"][0]["summary"]
     assert summary["final"]["episodic_return_mean"] >= 450
+
+
+def _benchmark_module():
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "ppo.py"
+    spec = importlib.util.spec_from_file_location("bench_ppo", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+FAKE_CLEANRL = """
+import os, sys
+assert os.environ["OMP_NUM_THREADS"] == "1"
+args = sys.argv[1:]
+assert args[args.index("--total-timesteps") + 1] == "1024" and args[args.index("--update-epochs") + 1] == "4"
+assert {style} 
+print("SPS: 100"); print("global_step=8, episodic_return=8.0"); print("SPS: 1234")
+"""
+
+
+@pytest.mark.parametrize(("marker", "style"), [("", '"--track" in args and args[args.index("--track") + 1] == "False"'),
+                                               ("import tyro", '"--no-track" in args and "--no-cuda" in args')])
+def test_benchmark_runs_cleanrl_on_one_thread_and_reads_its_last_sps(tmp_path, marker, style):
+    bench = _benchmark_module()
+    script = tmp_path / "ppo.py"
+    script.write_text(f"# {marker}\n" + FAKE_CLEANRL.format(style=style))
+    assert bench.cleanrl_sps(script, 1024, sys.executable) == 1234.0

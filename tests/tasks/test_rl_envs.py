@@ -34,13 +34,28 @@ def test_missing_optional_package_names_it(monkeypatch, env_id, package):
     real = importlib.import_module
 
     def no_optional(name, *args):
-        if name.split(".")[0] in ("minatar", "ale_py", "mujoco"):
+        if name.split(".")[0] in ("minatar", "ale_py", "mujoco", "cv2"):
             raise ImportError(name)
         return real(name, *args)
 
     monkeypatch.setattr(rl_envs.importlib, "import_module", no_optional)
     with pytest.raises(ConfigError, match=f"env_id: .*needs the `{package}` package \\(pip install {package}\\)"):
         require_family(env_id)
+
+
+def test_atari_also_needs_opencv(monkeypatch):
+    real = importlib.import_module
+
+    def no_cv2(name, *args):
+        if name == "cv2":
+            raise ImportError(name)
+        if name == "ale_py":
+            return gym  # stands in for an installed ale-py: only cv2 is missing
+        return real(name, *args)
+
+    monkeypatch.setattr(rl_envs.importlib, "import_module", no_cv2)
+    with pytest.raises(ConfigError, match=r"needs the `opencv-python` package"):
+        require_family("ALE/Pong-v5")
 
 
 def test_unknown_id_lists_classic_control():

@@ -393,10 +393,10 @@ def run_ppo(ctx: RunContext, config: PPOConfig) -> None:
     another update resumes from a fresh reset at that update: statistically, but not bit for bit,
     the same as an uninterrupted run. MuJoCo's observation and reward normalisers live inside
     the environments and restart on resume. `sps` is wall-clock and differs between runs.
-    MLP agents train on one thread whatever the runner assigned (restored afterwards).
+    Agents other than the Atari CNN train on one thread whatever the runner assigned (restored afterwards).
     """
     threads = torch.get_num_threads()
-    if config.trunk == "mlp":  # tiny matmuls: extra intra-op threads only synchronise (20x slower on a busy 2-core box)
+    if config.trunk != "nature_cnn":  # small nets: extra intra-op threads only synchronise (20x slower on a busy box)
         torch.set_num_threads(1)
     ppo = PPO(config, ctx.seed, ctx.device)
     try:

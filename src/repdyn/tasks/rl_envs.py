@@ -7,7 +7,7 @@ Four families, chosen by the environment id:
 | classic control | `CartPole-v1`, `Acrobot-v1`, ...       | gymnasium  | episode statistics (`ppo.py`)                  |
 | MinAtar         | `MinAtar/Breakout-v1`, ...             | `minatar`  | episode statistics; `[C, 10, 10]` float maps   |
 | MuJoCo          | `HalfCheetah-v5`, `Hopper-v4`, ...     | `mujoco`   | `ppo_continuous_action.py`: clip actions, normalise and clip observations and rewards |
-| Atari           | `ALE/Breakout-v5`, `BreakoutNoFrameskip-v4` | `ale-py` | `ppo_atari.py`: no-op starts, frame skip 4 with max-pooling, life loss ends an episode, FIRE on reset, reward sign, 84x84 grayscale, 4 stacked frames |
+| Atari           | `ALE/Breakout-v5`, `BreakoutNoFrameskip-v4` | `ale-py`, `opencv-python` | `ppo_atari.py`: no-op starts, frame skip 4 with max-pooling, life loss ends an episode, FIRE on reset, reward sign, 84x84 grayscale, 4 stacked frames |
 
 A missing optional package is a `UserError` naming the package to install. Sub-environments
 auto-reset in the same step (gymnasium's `SAME_STEP` mode): the observation returned with
@@ -34,11 +34,11 @@ MUJOCO_TASKS = (
     "InvertedPendulum", "Pusher", "Reacher", "Swimmer", "Walker2d",
 )
 
-# Optional families: the module to import, the package to install, what to call after import.
+# Optional families: (module to import, package to install) for each thing they need.
 _OPTIONAL = {
-    "minatar": ("minatar.gym", "minatar", "register_envs"),
-    "atari": ("ale_py", "ale-py", None),
-    "mujoco": ("mujoco", "mujoco", None),
+    "minatar": (("minatar.gym", "minatar"),),
+    "atari": (("ale_py", "ale-py"), ("cv2", "opencv-python")),  # cv2: gymnasium's AtariPreprocessing resizes with it
+    "mujoco": (("mujoco", "mujoco"),),
 }
 
 
@@ -56,18 +56,18 @@ def env_family(env_id: str) -> str:
 def require_family(env_id: str, key: str = "env_id") -> str:
     """Import (and register) what the id's family needs; a clear UserError when it is not installed."""
     family = env_family(env_id)
-    if family in _OPTIONAL:
-        module_name, package, register = _OPTIONAL[family]
+    modules = {}
+    for module_name, package in _OPTIONAL.get(family, ()):
         try:
-            module = importlib.import_module(module_name)
+            modules[module_name] = importlib.import_module(module_name)
         except ImportError:
             raise ConfigError(
                 key, f"{env_id} is a {family} environment and needs the `{package}` package (pip install {package})"
             ) from None
-        if register == "register_envs":
-            getattr(module, register)()
-        elif family == "atari":
-            gym.register_envs(module)
+    if family == "minatar":
+        modules["minatar.gym"].register_envs()
+    elif family == "atari":
+        gym.register_envs(modules["ale_py"])
     if env_id not in gym.registry:
         classic = sorted(k for k in gym.registry if "classic_control" in str(gym.registry[k].entry_point))
         raise ConfigError(key, f"unknown environment {env_id!r}; classic control ids: {', '.join(classic)}")
