@@ -360,8 +360,9 @@ class PPO:
         self.optimizer.param_groups[0]["lr"] = lr
         self.collect()
         b = self.batch()
-        if "obs" not in self.probe_data:
-            self.probe_data["obs"] = b.obs.cpu().clone()
+        if "obs" not in self.probe_data:  # the capacity probe's data: the initial policy's first rollout
+            pixels = self.envs.single_observation_space.dtype == np.uint8  # Atari frames: 4x smaller checkpoints
+            self.probe_data["obs"] = b.obs.cpu().to(torch.uint8 if pixels else torch.float32).clone()
         metrics = {"learning_rate": lr, **self.update(b)}
         done = update + 1
 
