@@ -188,17 +188,25 @@ CLAIMS = (
 
 # ---- figures ------------------------------------------------------------------------------------
 
-PANELS = (
-    ("episodic_return_mean", "return (last 20 episodes)"),
-    ("actor/prenorm", "actor pre-activation norm"),
-    ("actor/feature_rank_lyle", "actor feature rank (Lyle)"),
-    ("critic/feature_rank_lyle", "critic feature rank (Lyle)"),
-    ("trust/frac_outside", "ratios outside [1-eps, 1+eps] after the epochs"),
-    ("trust/max_above", "max ratio above 1+eps"),
-    ("capacity/policy", "capacity loss, policy (KL)"),
-    ("capacity/value", "capacity loss, value (MSE)"),
-    ("actor/feature_change", "policy pre-activation change per update"),
+SMOOTH = 10  # updates in the moving average drawn for the noisy per-update diagnostics
+PANELS = (  # (series, title, smoothed)
+    ("episodic_return_mean", "return (last 20 episodes)", False),
+    ("actor/prenorm", "actor pre-activation norm", False),
+    ("actor/feature_rank_lyle", "actor feature rank (Lyle)", False),
+    ("critic/feature_rank_lyle", "critic feature rank (Lyle)", False),
+    ("trust/frac_outside", f"ratios outside [1-eps, 1+eps] after the epochs ({SMOOTH}-update mean)", True),
+    ("trust/max_above", f"max ratio above 1+eps ({SMOOTH}-update mean)", True),
+    ("capacity/policy", "capacity loss, policy (KL)", False),
+    ("capacity/value", "capacity loss, value (MSE)", False),
+    ("actor/feature_change", f"policy pre-activation change per update ({SMOOTH}-update mean)", True),
 )
+
+
+def _moving_mean(x: np.ndarray, y: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Trailing mean of `y` over `window` points (x shifted to each window's last point)."""
+    if len(y) < window:
+        return x, y
+    return x[window - 1:], np.convolve(y, np.ones(window) / window, mode="valid")
 
 
 def _style(arm: ArmView, all_epochs: list[int]) -> dict:
@@ -215,11 +223,13 @@ def figures(run: RunView) -> list[Figure]:
     all_epochs = sorted({a.config.ppo.update_epochs for a in ppo_arms})
     if ppo_arms:
         fig, axes = plt.subplots(3, 3, figsize=(14, 10.5), sharex=True)
-        for ax, (name, title) in zip(axes.flat, PANELS, strict=True):
+        for ax, (name, title, smooth) in zip(axes.flat, PANELS, strict=True):
             for arm in ppo_arms:
                 s, steps = arm.series(name), arm.series("global_step")
                 if len(s):
-                    ax.plot(np.interp(s.steps, steps.steps, steps.values), s.values, lw=1, **_style(arm, all_epochs))
+                    x, y = np.interp(s.steps, steps.steps, steps.values), s.values
+                    x, y = _moving_mean(x, y, SMOOTH) if smooth else (x, y)
+                    ax.plot(x, y, lw=1, **_style(arm, all_epochs))
             ax.set_title(title, fontsize=9)
         for ax in axes[-1]:
             ax.set_xlabel("environment steps")
