@@ -76,7 +76,7 @@ def test_shared_trunk_is_one_set_of_parameters():
     torch.manual_seed(0)
     separate, shared = ActorCritic((4,), 2), ActorCritic((4,), 2, shared=True)
     trunk_params = sum(p.numel() for p in shared.actor_trunk.parameters())
-    total = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    total = lambda m: sum(p.numel() for p in m.parameters())
     assert total(separate) - total(shared) == trunk_params
     out = shared(torch.randn(3, 4))
     assert out.critic_features is out.actor_features

@@ -8,11 +8,19 @@ from repdyn.bench import config as cfg
 from repdyn.bench.store import RunStore
 from repdyn.bench.view import RunView
 from repdyn.cli import main
-from repdyn.studies.ppo_collapse import CollapseConfig, arms, claim_ppo1, claim_ppo2, claim_ppo3, toy_series
+from repdyn.studies.ppo_collapse import (
+    CollapseConfig,
+    arms,
+    claim_ppo1,
+    claim_ppo2,
+    claim_ppo3,
+    toy_series,
+)
 
 
-def _view(tmp_path, curves: dict[str, dict[str, list[float]]], config: CollapseConfig = CollapseConfig()) -> RunView:
+def _view(tmp_path, curves: dict[str, dict[str, list[float]]], config: CollapseConfig | None = None) -> RunView:
     """A stored run whose arms logged `curves` (values at steps 1, 2, ...)."""
+    config = config or CollapseConfig()
     store = RunStore(tmp_path / "s.db")
     store.create_run("c-1", study="ppo_collapse", preset="t", config=cfg.to_dict(config), seed=0, versions={})
     for arm, arm_config in arms(config).items():

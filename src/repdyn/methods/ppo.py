@@ -19,6 +19,7 @@ every `diagnostics.capacity_every` updates (and both at the first and last updat
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -39,7 +40,14 @@ from repdyn.methods.pfo import (
     policy_preactivations,
 )
 from repdyn.models.actor_critic import ActorCritic
-from repdyn.probes import capacity_loss, dead_fraction, prenorm, rank_metrics, trust_region_stats, weight_norm
+from repdyn.probes import (
+    capacity_loss,
+    dead_fraction,
+    prenorm,
+    rank_metrics,
+    trust_region_stats,
+    weight_norm,
+)
 from repdyn.probes.trust_region import approx_kl
 from repdyn.tasks.rl_envs import env_family, finished_episodes, make_vector_env, reset_seed
 
@@ -315,7 +323,7 @@ class PPO:
             logp = agent.log_prob(out.policy, b.actions)
             moved = feature_distance(policy_preactivations(out.actor_pre, cfg.pfo.layers), b.old_features, "l2")
         trust = trust_region_stats(logp, b.logprobs, cfg.clip_coef).as_dict("trust/")
-        metrics = {k: v for k, v in trust.items() if v == v}  # NaN where a side has no samples: not logged
+        metrics = {k: v for k, v in trust.items() if not math.isnan(v)}  # NaN: a side without samples
         metrics["trust/approx_kl"] = approx_kl(logp, b.logprobs)
         metrics["actor/feature_change"] = moved.mean().item()
         for name, features, pre, params in (

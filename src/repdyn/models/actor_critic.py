@@ -13,6 +13,7 @@ gain 0.01 for the policy head and 1 for the value head.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,7 +68,7 @@ def make_trunk(kind: TrunkKind, obs_shape: Sequence[int], hidden_sizes: Sequence
     """Build a trunk for observations of `obs_shape` (`[D]` for mlp, `[C, H, W]` for the CNNs)."""
     if kind == "mlp":
         dims = [math.prod(obs_shape), *hidden_sizes]
-        return Trunk([layer_init(nn.Linear(a, b)) for a, b in zip(dims[:-1], dims[1:], strict=True)], activation)
+        return Trunk([layer_init(nn.Linear(a, b)) for a, b in itertools.pairwise(dims)], activation)
     if len(obs_shape) != 3:
         raise ValueError(f"{kind} needs [C, H, W] observations, got shape {tuple(obs_shape)}")
     c, h, w = obs_shape

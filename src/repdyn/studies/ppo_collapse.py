@@ -108,7 +108,7 @@ def end_value(arm: ArmView, name: str) -> float:
     values = arm.series(name).values
     if not len(values):
         return float("nan")
-    return float(np.mean(values[-max(1, int(round(len(values) * END_FRACTION))):]))
+    return float(np.mean(values[-max(1, round(len(values) * END_FRACTION)):]))
 
 
 def _extreme_arms(run: RunView, kind: str) -> tuple[ArmView | None, ArmView | None]:
