@@ -12,14 +12,6 @@ from repdyn.methods.ppo import PPO, Batch, PPOConfig, clipped_surrogate, compute
 TINY = PPOConfig(total_timesteps=64, num_envs=2, num_steps=16, num_minibatches=2, update_epochs=2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """PPO's small networks run on one thread (as `run_ppo` does); two threads crawl on a busy 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_gae_matches_a_hand_computed_trajectory():
     # One environment, T = 3; obs[2] starts a new episode (dones[2] = 1), the rollout bootstraps from 0.2.

@@ -9,15 +9,6 @@ from torch.distributions import Categorical, Normal
 from repdyn.models.actor_critic import ActorCritic, make_trunk
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small networks on one thread (as PPO runs them); extra threads only crawl on a busy 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_categorical_log_prob_entropy_and_sampling_match_torch_distributions():
     torch.manual_seed(0)
     agent = ActorCritic((4,), 3)
