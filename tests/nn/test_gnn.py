@@ -1,7 +1,9 @@
 """GNN processors: equivariance, adjacency masking, aggregators, triplets vs a loop, gate, decay."""
 
 import math
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -52,6 +54,7 @@ def test_aggregators_ignore_non_edges_and_match_a_loop(kind):
     out = aggregate(msgs, adj, kind)
     noisy = torch.where(adj.unsqueeze(-1) > 0, msgs, 1e3 * torch.randn_like(msgs))
     torch.testing.assert_close(aggregate(noisy, adj, kind), out, atol=0, rtol=0)
+    torch.testing.assert_close(aggregate(msgs, None, kind), aggregate(msgs, torch.ones_like(adj), kind))
     for b in range(B):
         for y in range(N):
             senders = msgs[b, adj[b, :, y] > 0, y]  # [k, H]
@@ -180,3 +183,70 @@ def test_unknown_processor_and_aggregation_are_config_errors():
         make_processor("transformer", H)
     with pytest.raises(ConfigError, match="aggregation"):
         make_processor("pgn", H, aggregation="median")
+
+
+# ---- the same weights give dm-clrs's numbers (fixture written by dm-clrs 2.0.3 itself) ----------
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "nar" / "clrs_model.npz"
+
+
+def _load_linear(layer, params, module):
+    with torch.no_grad():
+        layer.weight.copy_(torch.from_numpy(params[f"{module}/w"]).T)
+        layer.bias.copy_(torch.from_numpy(params[f"{module}/b"]))
+
+
+def _haiku_params(data, kind):
+    prefix = f"processor/{kind}/param/"
+    return {k[len(prefix):].split("/", 1)[1]: data[k] for k in data.files if k.startswith(prefix)}
+
+
+def _load_message_passing(proc, params):
+    names = ["linear"] + [f"linear_{i}" for i in range(1, 17)]
+    layers = [proc.m1, proc.m2, proc.me, proc.mg, proc.o1, proc.o2]
+    if proc.triplets is not None:
+        t = proc.triplets
+        layers += [t.t1, t.t2, t.t3, t.te1, t.te2, t.te3, t.tg, t.o3]
+    if proc.gate is not None:
+        layers += [proc.gate.l1, proc.gate.l2, proc.gate.l3]
+    for layer, name in zip(layers, names, strict=False):
+        _load_linear(layer, params, name)
+    _load_linear(proc.mlp[0], params, "mlp/~/linear_0")
+    _load_linear(proc.mlp[2], params, "mlp/~/linear_1")
+    with torch.no_grad():
+        proc.norm.weight.copy_(torch.from_numpy(params["layer_norm/scale"]))
+        proc.norm.bias.copy_(torch.from_numpy(params["layer_norm/offset"]))
+
+
+@pytest.mark.parametrize("kind", ["deepsets", "mpnn", "pgn", "triplet_gmpnn", "triplet_gpgn"])
+def test_message_passing_equals_dm_clrs_with_the_same_weights(kind):
+    data = np.load(FIXTURE)
+    args = [torch.from_numpy(data[f"processor/{k}"]) for k in ("node", "edge", "graph", "adj", "hidden")]
+    proc = make_processor(kind, H)
+    _load_message_passing(proc, _haiku_params(data, kind))
+    out, edge_out = proc(*args)
+    torch.testing.assert_close(out, torch.from_numpy(data[f"processor/{kind}/hidden_out"]),
+                               atol=1e-5, rtol=1e-5)
+    if kind.startswith("triplet_"):
+        torch.testing.assert_close(edge_out, torch.from_numpy(data[f"processor/{kind}/edge_out"]),
+                                   atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["gat", "gat_full"])
+def test_gat_equals_dm_clrs_with_the_same_weights(kind):
+    """dm-clrs's GAT reads edge_fts[receiver, sender]; ours [sender, receiver] like every processor."""
+    data = np.load(FIXTURE)
+    node, edge, graph, adj, hidden = (torch.from_numpy(data[f"processor/{k}"])
+                                      for k in ("node", "edge", "graph", "adj", "hidden"))
+    proc = make_processor(kind, H, nb_heads=2)
+    params = _haiku_params(data, kind)
+    for layer, name in zip([proc.values, proc.skip, proc.a_recv, proc.a_send, proc.a_edge,
+                            proc.a_graph], ["linear"] + [f"linear_{i}" for i in range(1, 6)],
+                           strict=True):
+        _load_linear(layer, params, name)
+    with torch.no_grad():
+        proc.norm.weight.copy_(torch.from_numpy(params["layer_norm/scale"]))
+        proc.norm.bias.copy_(torch.from_numpy(params["layer_norm/offset"]))
+    out, _ = proc(node, edge.transpose(1, 2), graph, adj.transpose(1, 2), hidden)
+    torch.testing.assert_close(out, torch.from_numpy(data[f"processor/{kind}/hidden_out"]),
+                               atol=1e-5, rtol=1e-5)

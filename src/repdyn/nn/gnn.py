@@ -1,7 +1,7 @@
 """GNN processors of the CLRS benchmark: DeepSets, MPNN, PGN, GAT and Triplet-GMPNN (clrs.md §6.4).
 
 Every processor is a module with one signature, shared by the NAR and its reusers (TransNAR,
-the cocycle study):
+the cocycle study), and a `returns_edges` flag (whether edge_out is a tensor):
 
     hidden, edge_out = processor(node_fts, edge_fts, graph_fts, adj, hidden)
     # node_fts [B, n, H], edge_fts [B, n, n, H], graph_fts [B, H], adj [B, n, n] (0/1),
@@ -50,14 +50,25 @@ def linear(fan_in: int, fan_out: int, *, std: float | None = None, bias: float =
 
 # ---- aggregation ------------------------------------------------------------------------------
 
-def aggregate(msgs: Tensor, adj: Tensor, kind: Aggregation = "max",
+def aggregate(msgs: Tensor, adj: Tensor | None, kind: Aggregation = "max",
               temperature: float = 1.0) -> Tensor:
-    """Reduce messages [B, senders, receivers, H] over the senders allowed by adj [B, n, n].
+    """Reduce messages [B, senders, receivers, H] over the senders allowed by adj [B, n, n]
+    (None: every sender, as in the fully connected MPNN).
 
     max: masked max, non-edges at -1e6 (clrs.md §6.4); sum; mean over in-neighbours; softmax:
     sum_x softmax_x(m_xy / T) * m_xy per channel, non-edges at -1e6 (nar_latent.md §2), which
     tends to the max as T -> 0. Non-edges never influence the result.
     """
+    if kind not in AGGREGATIONS:
+        raise ConfigError("aggregation", f"unknown aggregation {kind!r}; accepted: {', '.join(AGGREGATIONS)}")
+    if adj is None:
+        if kind == "max":
+            return msgs.amax(dim=1)
+        if kind == "sum":
+            return msgs.sum(dim=1)
+        if kind == "mean":
+            return msgs.mean(dim=1)
+        return (torch.softmax(msgs / temperature, dim=1) * msgs).sum(dim=1)
     mask = adj.unsqueeze(-1) > 0
     if kind == "max":
         return torch.where(mask, msgs, msgs.new_tensor(-BIG_NUMBER)).amax(dim=1)
@@ -65,10 +76,8 @@ def aggregate(msgs: Tensor, adj: Tensor, kind: Aggregation = "max",
         return (msgs * mask).sum(dim=1)
     if kind == "mean":
         return (msgs * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1)
-    if kind == "softmax":
-        logits = torch.where(mask, msgs / temperature, msgs.new_tensor(-BIG_NUMBER))
-        return (torch.softmax(logits, dim=1) * msgs * mask).sum(dim=1)
-    raise ConfigError("aggregation", f"unknown aggregation {kind!r}; accepted: {', '.join(AGGREGATIONS)}")
+    logits = torch.where(mask, msgs / temperature, msgs.new_tensor(-BIG_NUMBER))
+    return (torch.softmax(logits, dim=1) * msgs * mask).sum(dim=1)
 
 
 # ---- triplets ---------------------------------------------------------------------------------
@@ -185,9 +194,9 @@ class LatentDecay(nn.Module):
 
 # ---- processors -------------------------------------------------------------------------------
 
-def _adjacency(adj: Tensor, mode: str) -> Tensor:
+def _adjacency(adj: Tensor, mode: str) -> Tensor | None:
     if mode == "full":
-        return torch.ones_like(adj)
+        return None
     if mode == "identity":
         return torch.eye(adj.shape[-1], dtype=adj.dtype, device=adj.device).expand_as(adj)
     return adj
@@ -219,6 +228,7 @@ class MessagePassing(nn.Module):
         self.norm = nn.LayerNorm(hidden) if use_ln else nn.Identity()
         self.triplets = TripletMessages(hidden, triplet_fts, triplet_budget_bytes) if triplets else None
         self.gate = Gate(hidden) if gated else None
+        self.returns_edges = triplets
 
     def forward(self, node_fts: Tensor, edge_fts: Tensor, graph_fts: Tensor, adj: Tensor,
                 hidden: Tensor) -> tuple[Tensor, Tensor | None]:
@@ -251,6 +261,7 @@ class GAT(nn.Module):
         self.a_send, self.a_recv = linear(2 * hidden, heads), linear(2 * hidden, heads)
         self.a_edge, self.a_graph = linear(hidden, heads), linear(hidden, heads)
         self.norm = nn.LayerNorm(hidden) if use_ln else nn.Identity()
+        self.returns_edges = False
 
     def forward(self, node_fts: Tensor, edge_fts: Tensor, graph_fts: Tensor, adj: Tensor,
                 hidden: Tensor) -> tuple[Tensor, None]:
