@@ -12,6 +12,15 @@ from repdyn.tasks.clrs.specs import Type
 B, N = 2, 4
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: on a loaded 2-core machine more threads are many times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _unit_encoder(stage, loc, t, dims=1):
     """H = 1 encoders computing exactly their input (weight 1, bias 0)."""
     enc = ProbeEncoder(stage, loc, t, 1, dims)
