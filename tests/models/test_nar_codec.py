@@ -2,6 +2,8 @@
 
 import math
 
+import pytest
+
 import torch
 from torch import nn
 
