@@ -7,8 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from repdyn.models.nar_codec import (ProbeDecoder, ProbeEncoder, encode_probes, log_sinkhorn,
-                                     postprocess)
+from repdyn.models.nar_codec import (
+    ProbeDecoder,
+    ProbeEncoder,
+    encode_probes,
+    log_sinkhorn,
+    postprocess,
+)
 from repdyn.models.nar_losses import hint_loss, output_loss
 from repdyn.tasks.clrs.specs import Type
 

@@ -6,8 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from repdyn.models.nar_codec import (ProbeDecoder, ProbeEncoder, encode_probes, log_sinkhorn,
-                                     postprocess)
+from repdyn.models.nar_codec import (
+    ProbeDecoder,
+    ProbeEncoder,
+    encode_probes,
+    log_sinkhorn,
+    postprocess,
+)
 from repdyn.tasks.clrs.specs import Type
 
 B, N = 2, 4

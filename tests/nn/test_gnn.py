@@ -8,8 +8,18 @@ import pytest
 import torch
 
 from repdyn.bench.errors import ConfigError
-from repdyn.nn.gnn import (AGGREGATIONS, BIG_NUMBER, PROCESSORS, Gate, LatentDecay,
-                           TripletMessages, aggregate, make_processor, triplet_chunk, triplet_max)
+from repdyn.nn.gnn import (
+    AGGREGATIONS,
+    BIG_NUMBER,
+    PROCESSORS,
+    Gate,
+    LatentDecay,
+    TripletMessages,
+    aggregate,
+    make_processor,
+    triplet_chunk,
+    triplet_max,
+)
 
 B, N, H = 2, 5, 8
 

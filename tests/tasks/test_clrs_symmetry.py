@@ -5,8 +5,12 @@ import pytest
 
 from repdyn.bench.errors import UserError
 from repdyn.tasks.clrs import run_batch, sample
-from repdyn.tasks.clrs_symmetry import (johnson_reweight, resolution_batch, scale_weights,
-                                        shuffle_nodes)
+from repdyn.tasks.clrs_symmetry import (
+    johnson_reweight,
+    resolution_batch,
+    scale_weights,
+    shuffle_nodes,
+)
 
 
 @pytest.fixture(scope="module")

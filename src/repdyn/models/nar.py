@@ -24,8 +24,15 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from repdyn.models.nar_codec import (SINKHORN_STEPS_DECODE, ProbeDecoder, ProbeEncoder,
-                                     encode_probes, expand_probe, log_sinkhorn, postprocess)
+from repdyn.models.nar_codec import (
+    SINKHORN_STEPS_DECODE,
+    ProbeDecoder,
+    ProbeEncoder,
+    encode_probes,
+    expand_probe,
+    log_sinkhorn,
+    postprocess,
+)
 from repdyn.models.nar_losses import nar_loss
 from repdyn.nn.gnn import TRIPLET_BUDGET_BYTES, LatentDecay, make_processor
 from repdyn.tasks.clrs.feedback import DataPoint
@@ -137,7 +144,7 @@ class NAR(nn.Module):
         """Input features (the same at every step, so encoded once) and the adjacency."""
         b, n, h = batch.size, batch.nodes, self.hidden
         ref = batch.inputs["pos"]
-        zeros = dict(dtype=ref.dtype, device=ref.device)
+        zeros = {"dtype": ref.dtype, "device": ref.device}
         adj = torch.eye(n, **zeros).expand(b, n, n)
         inputs = {k: batch.inputs[k] for k in self._input_names if k in batch.inputs}
         return encode_probes(self.encoders, inputs, torch.zeros(b, n, h, **zeros),
