@@ -1,6 +1,7 @@
-"""CLRS data generation: trajectories per second, repdyn vs dm-clrs's samplers.
+"""CLRS data generation: trajectories per second, repdyn vs dm-clrs's samplers; NAR model costs.
 
     python benchmarks/clrs.py [--algorithms bfs,dfs] [--sizes 16:1000,64:32] [--repeats 3]
+                              [--sections samplers,models]
 
 For each algorithm and (n, N) it times `repdyn.tasks.clrs.sample(name, N, n, seed=0)` against
 dm-clrs's `build_sampler(name, N', length=n, seed=0)` (same data, bit for bit; N' = min(N, 64)
@@ -8,12 +9,22 @@ instances, as the reference's cost is linear in N) and prints the ratio of traje
 second (CPU time, best of `--repeats`). Without dm-clrs it compares against this package's own
 per-instance loop (`execute` on one instance at a time). Defaults: the CLRS30 train split size
 (N = 1000 at n = 16) and test split size (N = 32 at n = 64) for the 12 graph algorithms.
+
+Models: the Triplet-GMPNN NAR's training step on BFS (B = 32, n = 16, H = 128; forward, loss,
+backward, Adam; CPU time, one thread) and the peak memory of evaluating and training at n = 64,
+each measured in a fresh process (peak RSS above the process's own baseline). The JAX reference
+is not a PyTorch dependency, so the comparison is the plain-PyTorch baseline: the same model with
+the triplet max materialised as one B x n^3 x 8 tensor under autograd, instead of our k-chunked
+max that keeps only the argmax for backward.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import multiprocessing as mp
+import os
+import resource
 import sys
 import time
 import warnings
@@ -57,14 +68,105 @@ def _own_loop(name: str, num: int, n: int) -> None:
         run_batch(name, *[[a] if not hasattr(a, "shape") else a[None] for a in args])
 
 
+# ---- NAR model costs ------------------------------------------------------------------------------
+
+def _dense_triplet_max(a, e1, e2, budget_bytes=0):
+    """The plain-PyTorch baseline: the whole [B, i, j, k, c] tensor, max over i under autograd."""
+    return (a[:, :, None, None] + e1[:, :, :, None] + e2[:, :, None]).amax(1)
+
+
+def _nar_setup(n: int, batch: int, hidden: int, dense: bool):
+    """A Triplet-GMPNN NAR, a BFS batch of n nodes, and an Adam optimizer (one thread)."""
+    import repdyn.nn.gnn as gnn
+    from repdyn.models.nar import NAR, NARBatch, nb_dims_of
+    from repdyn.tasks.clrs import SPECS, to_feedback
+
+    torch.set_num_threads(1)
+    if dense:
+        gnn.triplet_max = _dense_triplet_max
+    feedback = to_feedback(sample("bfs", batch, n, seed=3))
+    torch.manual_seed(0)
+    model = NAR(SPECS["bfs"], nb_dims_of(feedback), hidden, "triplet_gmpnn")
+    return model, NARBatch.from_feedback(feedback, SPECS["bfs"]), torch.optim.Adam(model.parameters())
+
+
+def _train_step(model, batch, optimizer) -> None:
+    loss, _ = model.loss(model(batch, train=True), batch)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
+def _peak_worker(n: int, batch: int, hidden: int, dense: bool, train: bool, q) -> None:
+    """In a fresh process: peak RSS (bytes) of one evaluation or training step above the
+    resident memory after setup (large blocks are mmapped, so freed memory leaves RSS)."""
+    model, data, optimizer = _nar_setup(n, batch, hidden, dense)
+    base = _rss_bytes()
+    if train:
+        _train_step(model, data, optimizer)
+    else:
+        with torch.no_grad():
+            model(data)
+    q.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base)
+
+
+def _peak_bytes(n: int, batch: int, hidden: int, dense: bool, train: bool) -> float:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    saved = os.environ.get("MALLOC_MMAP_THRESHOLD_")
+    os.environ["MALLOC_MMAP_THRESHOLD_"] = str(1 << 16)  # read by glibc when the child starts
+    try:
+        proc = ctx.Process(target=_peak_worker, args=(n, batch, hidden, dense, train, q))
+        proc.start()
+    finally:
+        if saved is None:
+            os.environ.pop("MALLOC_MMAP_THRESHOLD_")
+        else:
+            os.environ["MALLOC_MMAP_THRESHOLD_"] = saved
+    value = q.get()
+    proc.join()
+    return float(value)
+
+
+def model_lines(repeats: int) -> None:
+    """Training-step time at n = 16 and peak memory at n = 64, ours vs dense triplets."""
+    times = {}
+    for dense in (False, True):
+        model, data, optimizer = _nar_setup(16, 32, 128, dense)
+        _train_step(model, data, optimizer)  # warm-up
+        times[dense] = _best(functools.partial(_train_step, model, data, optimizer), repeats)
+    steps = int(data.lengths.max()) - 1
+    print(f"nar triplet_gmpnn train step (BFS, B=32, n=16, H=128, {steps} hint steps): "
+          f"{times[True] / times[False]:.2f}x vs plain PyTorch dense triplets (JAX reference not "
+          f"a dependency) [ours {1e3 * times[False]:.0f} ms, dense {1e3 * times[True]:.0f} ms]",
+          flush=True)
+    for train, batch in ((False, 32), (True, 8)):
+        ours = _peak_bytes(64, batch, 128, False, train)
+        dense = _peak_bytes(64, batch, 128, True, train)
+        mode = "train step" if train else "evaluation"
+        print(f"nar triplet_gmpnn peak memory, {mode} (BFS, B={batch}, n=64, H=128): "
+              f"{dense / max(ours, 1):.2f}x less than dense triplets "
+              f"[ours {ours / 2**20:.0f} MB, dense {dense / 2**20:.0f} MB]", flush=True)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--algorithms", default=",".join(FAMILIES["graphs"]))
     parser.add_argument("--sizes", default="16:1000,64:32", help="n:N pairs")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sections", default="samplers,models", help="samplers and/or models")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
+    sections = args.sections.split(",")
+    if "models" in sections and "samplers" not in sections:
+        model_lines(args.repeats)
+        return 0
     ref = _load_reference()
     sizes = [tuple(int(x) for x in pair.split(":")) for pair in args.sizes.split(",")]
     for n, num in sizes:
@@ -83,6 +185,8 @@ def main(argv: list[str]) -> int:
             print(f"clrs {name} (n={n}, N={num}): {ratio:.1f}x vs {label} (goal >= {GOAL:.0f}x) "
                   f"[ours {1 / ours:,.0f} traj/s, reference {1 / theirs:,.0f} traj/s]",
                   flush=True)
+    if "models" in sections:
+        model_lines(args.repeats)
     return 0
 
 

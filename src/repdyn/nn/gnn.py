@@ -30,7 +30,7 @@ from repdyn.bench.errors import ConfigError
 BIG_NUMBER = 1e6  # clrs.md §6.4: non-edges are filled with -1e6 before the max
 GATE_BIAS = -3.0  # clrs.md §6.4: the gate's last bias starts at -3, sigma(-3) ~ 0.047
 NB_TRIPLET_FTS = 8  # clrs.md §6.4: nb_triplet_fts = 8
-TRIPLET_BUDGET_BYTES = 256 * 2**20  # default memory for one chunk of the B x n^3 x 8 triplet max
+TRIPLET_BUDGET_BYTES = 64 * 2**20  # default memory for one chunk of the B x n^3 x 8 triplet max
 
 Aggregation = Literal["max", "sum", "mean", "softmax"]
 AGGREGATIONS = ("max", "sum", "mean", "softmax")

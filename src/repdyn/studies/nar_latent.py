@@ -363,10 +363,14 @@ def figures(run: RunView) -> list[Figure]:
         for variant, value in MIRJANIC_MEANS.items():
             cells.append([f"Mirjanic et al. {variant}: plain 30-algo mean", variant, "30k", "",
                           f"{value}"])
-        fig, ax = plt.subplots(figsize=(8, 0.3 * len(cells) + 0.8))
+        fig, ax = plt.subplots(figsize=(9, 0.3 * len(cells) + 0.8))
         ax.axis("off")
-        ax.table(cellText=cells, colLabels=["algorithm", "variant", "steps", "ours OOD F1 %",
-                                            "published"], loc="center").scale(1, 1.2)
+        table = ax.table(cellText=cells, colLabels=["algorithm", "variant", "steps",
+                                                    "ours OOD F1 %", "published"],
+                         colWidths=[0.44, 0.12, 0.1, 0.16, 0.14], loc="center")
+        table.auto_set_font_size(False)
+        table.set_fontsize(8)
+        table.scale(1, 1.3)
         fig.tight_layout()
         out.append(Figure("table", "Per-algorithm OOD micro-F1 beside the papers",
                           "Our best-validation OOD (n=64) micro-F1 beside Ibarz et al. Table 2 "
