@@ -63,3 +63,35 @@ def test_default_preset_reaches_table_2_on_bfs(env, capsys, seed):
     assert main(["run", "nar", "--seed", str(seed), "--quiet", "--json", "--no-report"]) == 0
     claims = {c["name"]: c for c in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["claims"]}
     assert claims["N1"]["ok"] is True, claims["N1"]["summary"]
+
+
+def test_an_interrupted_run_resumes_to_the_same_series(env, capsys, monkeypatch):
+    import repdyn.bench.context as context
+    import repdyn.methods.nar_training as training
+
+    argv = ["--preset", "smoke", "--set", "checkpoint_every=3", "--quiet", "--json", "--no-report"]
+    assert main(["run", "nar", *argv]) == 0
+    whole = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    validate, calls = training._validate, []
+
+    def stop_after_second(*args, **kwargs):  # a signal arrives after the step-6 validation
+        validate(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:
+            context._STOP.set()
+
+    monkeypatch.setattr(training, "_validate", stop_after_second)
+    try:
+        assert main(["run", "nar", *argv]) == 130  # the CLI's status for an interrupted run
+    finally:
+        context._STOP.clear()
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["status"] == "interrupted"
+    run_id = f"nar-{int(whole['run_id'].split('-')[1]) + 1}"
+    assert main(["resume", run_id, "--quiet", "--json", "--no-report"]) == 0
+    resumed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert resumed["status"] == "finished"
+    store = RunStore(env / "runs" / "repdyn.db")
+    for key in ("train_loss", "val_score", "ood_score"):
+        a = store.series(f"{whole['run_id']}/main", key)
+        b = store.series(f"{run_id}/main", key)
+        assert a.steps.tolist() == b.steps.tolist() and a.values.tolist() == b.values.tolist(), key
