@@ -77,7 +77,7 @@ def _dense_triplet_max(a, e1, e2, budget_bytes=0):
 
 def _nar_setup(n: int, batch: int, hidden: int, dense: bool):
     """A Triplet-GMPNN NAR, a BFS batch of n nodes, and an Adam optimizer (one thread)."""
-    import repdyn.nn.gnn as gnn
+    from repdyn.nn import gnn
     from repdyn.models.nar import NAR, NARBatch, nb_dims_of
     from repdyn.tasks.clrs import SPECS, to_feedback
 
