@@ -175,10 +175,10 @@ def evaluate_model(model: NAR, feedback: Any, batch_size: int = 32) -> dict[str,
 
 @dataclass
 class TrainedNAR:
-    """What `train_nar` leaves: the model holding its best-validation weights, and where."""
+    """What `train_nar` leaves: the model holding its best-validation weights, their step and
+    validation score, and their OOD scores."""
 
     model: NAR
-    spec: dict
     best_step: int
     best_val: float
     scores: dict[str, float]
@@ -245,7 +245,7 @@ def train_nar(ctx: RunContext, cfg: NARTrainConfig, seed: int) -> TrainedNAR:
     _log_scores(ctx, cfg.train_steps, "ood", scores)
     ctx.log(cfg.train_steps, best_step=progress["best_step"], best_val_score=progress["best_val"],
             train_cpu_s=progress["cpu_s"])
-    return TrainedNAR(model, spec, int(progress["best_step"]), float(progress["best_val"]), scores)
+    return TrainedNAR(model, int(progress["best_step"]), float(progress["best_val"]), scores)
 
 
 def _validate(ctx: RunContext, cfg: NARTrainConfig, model: NAR, val: Any, step: int,
