@@ -174,3 +174,21 @@ def test_learner_applies_switch_interventions_and_decoupled_decay():
     assert all(torch.allclose(p, 0.5 * b) for p, b in zip(learner.model.parameters(), before, strict=True))
     loss, out = learner.step(torch.randn(16, 6), torch.randint(0, 3, (16,)), step=0)
     assert out.shape == (16, 3) and loss > 0
+
+
+def test_l2_and_weight_decay_leave_biases_and_layernorm_alone():
+    torch.manual_seed(0)
+    learner = PlasticLearner(lambda: MLP(6, 8, 3, 3, norm="layer"), ClassificationReadout(3), Interventions(l2=0.5),
+                             lr=1e-2)
+    out = learner.model(torch.zeros(1, 6)).detach() * 0  # a zero-loss reference: only the penalty has gradient
+    learner.loss(out, torch.zeros(1, dtype=torch.long)).backward()
+    for name, p in learner.model.named_parameters():
+        if name.startswith("layers.") and name.endswith("weight"):
+            assert torch.allclose(p.grad, 0.5 * p.detach()), name
+        else:
+            assert p.grad is None or (p.grad == 0).all(), name
+    decayed = PlasticLearner(lambda: MLP(6, 8, 3, 3, norm="layer"), ClassificationReadout(3),
+                             Interventions(weight_decay=0.1), lr=1e-2).optimizer
+    weights, rest = decayed.param_groups
+    assert weights["weight_decay"] == 0.1 and len(weights["params"]) == 3
+    assert rest["weight_decay"] == 0.0 and len(rest["params"]) == 3 + 4  # three biases, two LayerNorms

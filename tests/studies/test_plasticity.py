@@ -184,17 +184,18 @@ def _composite_arm(final_acc, dead=0.0, norm=1.0, sharpness=1.0, ntk=1.0, rank=1
     """Per-task series of a composite arm whose diagnostics grow by the given factors from first to last task."""
     ramp = np.linspace(0, 1, tasks)
     return {"acc": np.full(tasks, final_acc), "dead/1": dead * ramp, "zombie/1": np.zeros(tasks),
+            "init_hidden_norm": [5.0],  # = sqrt(3^2 + 4^2), the hidden norm of the first task below
             "param_norm/0": 3.0 * (1 + (norm - 1) * ramp), "param_norm/1": 4.0 * (1 + (norm - 1) * ramp),
             "sharpness": 2.0 * (1 + (sharpness - 1) * ramp), "ntk_cond": 50.0 * (1 + (ntk - 1) * ramp),
             "feature_rank": 250.0 * (1 + (rank - 1) * ramp)}
 
 
 def _grid(**changes):
-    arms_ = {"plain": _composite_arm(0.1, dead=0.99, rank=0.01, ntk=1e5), "ln": _composite_arm(0.85, norm=2.3),
+    arms_ = {"plain": _composite_arm(0.1, dead=0.99, rank=0.01, ntk=1e5), "ln": _composite_arm(0.85, norm=3.2),
              "l2": _composite_arm(0.67, dead=0.3, sharpness=15), "wd": _composite_arm(0.12, dead=0.98),
              "l2init": _composite_arm(0.7, dead=0.25, sharpness=6), "snp": _composite_arm(0.74, sharpness=11),
              "redo": _composite_arm(0.85, norm=2.9, sharpness=8), "cbp": _composite_arm(0.37, dead=0.75, rank=0.25),
-             "ln_l2": _composite_arm(0.98, norm=1.2, sharpness=1.5)}
+             "ln_l2": _composite_arm(0.98, norm=1.5, sharpness=1.5)}
     arms_.update(changes)
     return {f"composite_{k}": v for k, v in arms_.items()}
 
@@ -205,7 +206,7 @@ def test_p3_on_hand_made_series(tmp_path):
     assert verdict.ok is True, verdict.summary
     assert verdict.numbers["final_ln_l2"] == pytest.approx(0.98) and verdict.numbers["final_redo"] == pytest.approx(0.85)
     assert verdict.numbers["active_ln"] == 1 and verdict.numbers["active_redo"] == 2
-    assert "ln 0.85 [norm 2.3x]" in verdict.summary and "cbp 0.37 [units 75%, rank 0.25x]" in verdict.summary
+    assert "ln 0.85 [norm 3.2x]" in verdict.summary and "cbp 0.37 [units 75%, rank 0.25x]" in verdict.summary
     # LN + L2 not the best: fails.
     assert claim_p3(_view(tmp_path / "b", _grid(redo=_composite_arm(0.99, norm=2.9)), names)).ok is False
     # A single fix that holds every mechanism off: fails, and the summary says which.
@@ -221,7 +222,8 @@ def test_mechanism_table_marks_active_mechanisms_by_threshold(tmp_path):
     assert plain["units"] == pytest.approx(0.99) and plain["units_active"]
     assert plain["rank"] == pytest.approx(0.01) and plain["rank_active"] and plain["ntk_active"]
     assert plain["norm"] == pytest.approx(1.0) and not plain["norm_active"]
-    assert rows["composite_ln"]["norm"] == pytest.approx(2.3) and not rows["composite_ln"]["sharpness_active"]
+    assert rows["composite_ln"]["norm"] == pytest.approx(3.2) and not rows["composite_ln"]["sharpness_active"]
+    assert rows["composite_ln_l2"]["norm"] == pytest.approx(1.5) and not rows["composite_ln_l2"]["norm_active"]
     assert plain["readout"] == "acc" and plain["final"] == pytest.approx(0.1)
 
 

@@ -5,8 +5,8 @@ Each intervention targets one mechanism of plasticity loss (plasticity.md §5, p
 | intervention            | what it does                                                            | mechanism        |
 |-------------------------|-------------------------------------------------------------------------|------------------|
 | LayerNorm (`MLP(norm=)`)| normalise pre-activations before each nonlinearity                       | pre-act. shift   |
-| `l2_penalty`            | coupled L2: loss + coef/2 * sum theta^2 (gradient + coef * theta)        | norm growth      |
-| decoupled weight decay  | AdamW: theta <- theta - lr * wd * theta each step                        | norm growth      |
+| `l2_penalty`            | coupled L2: loss + coef/2 * sum W^2 (gradient + coef * W)                | norm growth      |
+| decoupled weight decay  | AdamW: W <- W - lr * wd * W each step                                    | norm growth      |
 | `l2_init_penalty`       | loss + coef/2 * sum (theta - theta_0)^2 (regenerative L2)                | norm, units      |
 | `shrink_perturb`        | theta <- shrink * theta + noise * theta_fresh (Ash & Adams 2020)         | norm, units      |
 | `ReDo`                  | recycle dormant units, zero their optimizer moments (Sokar et al. 2023)  | dead units       |
@@ -14,6 +14,9 @@ Each intervention targets one mechanism of plasticity loss (plasticity.md §5, p
 | `reset_layers`          | re-initialise all (full reset) or the last k layers (partial reset)      | everything       |
 | distributional head     | `repdyn.models.heads.DistributionalReadout`                              | target scale     |
 
+L2 and weight decay act on the Linear layers' weight matrices W only, not on biases or LayerNorm
+gains and shifts (plasticity.md §5 leaves this open): decaying a LayerNorm gain towards 0 would
+silence its unit, the failure LayerNorm is there to prevent.
 Re-initialised units draw their incoming weights from PyTorch's `nn.Linear` initialisation,
 U(-1/sqrt(fan_in), 1/sqrt(fan_in)), the network's own initial distribution (dopamine's ReDo and
 lop's continual backprop also use their network's initializer), with the incoming bias at zero.
@@ -244,8 +247,12 @@ class PlasticLearner:
                  lr: float) -> None:
         self.build_model, self.readout, self.iv, self.lr = build_model, readout, interventions, lr
         self.model = build_model()
+        self.decayed = [layer.weight for layer in self.model.layers]
         if interventions.weight_decay > 0:
-            self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=interventions.weight_decay)
+            kept = [p for p in self.model.parameters() if all(p is not w for w in self.decayed)]
+            groups = [{"params": self.decayed, "weight_decay": interventions.weight_decay},
+                      {"params": kept, "weight_decay": 0.0}]
+            self.optimizer = torch.optim.AdamW(groups, lr=lr)
         else:
             self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.init = {k: v.detach().clone() for k, v in self.model.named_parameters()}
@@ -279,7 +286,7 @@ class PlasticLearner:
         """Training loss: the readout's loss plus the configured penalties."""
         loss = self.readout.loss(out, targets)
         if self.iv.l2:
-            loss = loss + l2_penalty(self.model.parameters(), self.iv.l2)
+            loss = loss + l2_penalty(self.decayed, self.iv.l2)
         if self.iv.l2_init:
             loss = loss + l2_init_penalty(self.model.named_parameters(), self.init, self.iv.l2_init)
         return loss
