@@ -6,7 +6,13 @@ from torch import nn
 from torch.func import functional_call
 
 from repdyn.models.mlp import MLP
-from repdyn.probes.ntk import empirical_ntk, factorised_ntk, jacobian_ntk, ntk_stats, supports_factorised
+from repdyn.probes.ntk import (
+    empirical_ntk,
+    factorised_ntk,
+    jacobian_ntk,
+    ntk_stats,
+    supports_factorised,
+)
 
 
 def _explicit(model, x, output_fn=lambda out: out):

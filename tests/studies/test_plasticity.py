@@ -166,7 +166,7 @@ def test_resume_mid_task_repeats_the_same_series(tmp_path, monkeypatch, capsys, 
     store = RunStore(tmp_path / "runs" / "repdyn.db")
     before = {name: s.values.copy() for name, s in store.all_series(arm).items()}
     folder = store.run_dir(arm) / "checkpoints"
-    newest = sorted(folder.glob("step-*.json"))[-1]
+    newest = max(folder.glob("step-*.json"))
     assert newest.name == "step-0000000180.json"
     newest.unlink()
     newest.with_suffix(".safetensors").unlink()  # the newest left is step 175, inside the last task
@@ -175,8 +175,8 @@ def test_resume_mid_task_repeats_the_same_series(tmp_path, monkeypatch, capsys, 
     assert main(["resume", run, "--quiet", "--no-report"]) == 0
     after = {name: s.values for name, s in store.all_series(arm).items()}
     assert after.keys() == before.keys() and before["recycled"][-1] + before["replaced"][-1] > 0
-    for name in before:
-        np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+    for name, values in before.items():
+        np.testing.assert_array_equal(after[name], values, err_msg=name)
     shutil.rmtree(tmp_path / "runs")
 
 
@@ -238,3 +238,24 @@ def test_saturated_streams_are_compared_on_a_harder_readout(tmp_path):
     view = _view(tmp_path / "c", {"permuted_plain": {**full, "acc": np.linspace(1, 0.9, 6)}, "permuted_ln": full},
                  ["permuted_plain", "permuted_ln"])
     assert readout_for(list(view.arms.values()))[0] == "acc"
+
+
+def _run_preset(tmp_path, monkeypatch, capsys, preset: str, seed: int) -> dict:
+    monkeypatch.setenv("REPDYN_STORE", str(tmp_path / "runs" / "repdyn.db"))
+    summary = _run(["--preset", preset, "--seed", str(seed), "--workers", "2"], capsys)
+    return {c["name"]: c for c in summary["claims"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_default_preset_reproduces_p1_and_p2(tmp_path, monkeypatch, capsys, seed):
+    claims = _run_preset(tmp_path, monkeypatch, capsys, "default", seed)
+    assert claims["P1"]["ok"] is True, claims["P1"]["summary"]
+    assert claims["P2"]["ok"] is True, claims["P2"]["summary"]
+
+
+@pytest.mark.slow
+def test_long_preset_reproduces_p3(tmp_path, monkeypatch, capsys):
+    claims = _run_preset(tmp_path, monkeypatch, capsys, "long", seed=5)
+    assert claims["P3"]["ok"] is True, claims["P3"]["summary"]
+    assert claims["P1"]["ok"] is True and claims["P2"]["ok"] is True

@@ -37,7 +37,6 @@ from repdyn.models.heads import Readout
 from repdyn.models.mlp import MLP
 from repdyn.probes.units import dormant_mask
 
-
 # ---- penalties and parameter maps ---------------------------------------------------------------
 
 def l2_penalty(params: Iterable[Tensor], coef: float) -> Tensor:

@@ -46,12 +46,12 @@ def jacobian_ntk(model: nn.Module, x: Tensor, *, mode: Mode = "trace", output_fn
     buffers = dict(model.named_buffers())
     n = x.shape[0]
     kernel = None
-    for name in params:
+    for name, param in params.items():
         def f(p: Tensor, xi: Tensor, name: str = name) -> Tensor:
             out = functional_call(model, ({**params, name: p}, buffers), (xi.unsqueeze(0),))
             return output_fn(out).reshape(-1)
 
-        jac = vmap(jacrev(f), in_dims=(None, 0))(params[name], x)  # [n, K, *shape]
+        jac = vmap(jacrev(f), in_dims=(None, 0))(param, x)  # [n, K, *shape]
         k = jac.shape[1]
         flat = jac.reshape(n * k, -1) if mode == "full" else jac.reshape(n, -1)
         part = flat @ flat.T

@@ -57,8 +57,8 @@ from repdyn.tasks.nonstationary import (
     PermutedInputStream,
     RandomLabelStream,
     Stream,
-    Task,
     TargetOffsetStream,
+    Task,
     generator,
 )
 
@@ -419,7 +419,7 @@ def fresh_trainability(config: PlasticityConfig, task: Task, readout: Readout, s
         fresh = build_learner(config, task.x.shape[1], readout, device)
         batches = generator(seed, 9, task.index)
         for step in range(steps):
-            idx = torch.randint(0, len(task.x), (config.train.batch_size,), generator=batches)
+            idx = torch.randint(0, len(task.x), (config.train.batch_size,), generator=batches).to(device)
             fresh.step(task.x[idx], task.targets[idx], step)
         result = evaluate(fresh, task)
     return {f"fresh_{k}_at_k": v for k, v in result.items()}
@@ -466,7 +466,7 @@ def train(ctx: RunContext) -> None:
         if local == 0:
             learner.start_task(t)
             running.update(loss_sum=0.0, acc_sum=0.0, at_k={}, fresh={})
-            if expensive and budget:
+            if expensive:
                 running["fresh"] = fresh_trainability(config, task, readout, min(k, budget), ctx.seed, device)
         for i in range(local, budget):
             idx = torch.randint(0, n, (config.train.batch_size,), generator=batches).to(device)
