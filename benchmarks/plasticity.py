@@ -97,7 +97,7 @@ def _timed_train(config: study.PlasticityConfig, seed: int) -> float:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="repdyn bench plasticity")
-    parser.add_argument("--tasks", type=int, default=10, help="tasks of the random-label stream (30 in the study)")
+    parser.add_argument("--tasks", type=int, default=30, help="tasks of the stream (30, the study's default)")
     parser.add_argument("--arm", default="labels_ln_l2", choices=sorted(study.ARM_RECIPES))
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)

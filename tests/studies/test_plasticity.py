@@ -259,3 +259,31 @@ def test_long_preset_reproduces_p3(tmp_path, monkeypatch, capsys):
     claims = _run_preset(tmp_path, monkeypatch, capsys, "long", seed=5)
     assert claims["P3"]["ok"] is True, claims["P3"]["summary"]
     assert claims["P1"]["ok"] is True and claims["P2"]["ok"] is True
+
+
+@pytest.mark.parametrize(("dataset", "needle"), [("cifar10", "CIFAR-10 folder"), ("mnist", "MNIST folder")])
+def test_missing_data_folder_exits_2_before_any_run(tmp_path, monkeypatch, capsys, dataset, needle):
+    monkeypatch.setenv("REPDYN_STORE", str(tmp_path / "runs" / "repdyn.db"))
+    argv = ["run", "plasticity", "--set", f"data.dataset={dataset}", "--set", f"data.path={tmp_path / 'none'}"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0] and "does not exist" in err[0]
+    assert not (tmp_path / "runs" / "repdyn.db").exists()
+
+
+def test_cifar10_folder_runs_end_to_end(tmp_path, monkeypatch, capsys, one_thread):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "cifar"
+    folder.mkdir()
+    for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+        records = np.concatenate([rng.integers(0, 10, (4, 1)), rng.integers(0, 256, (4, 3072))], axis=1)
+        (folder / name).write_bytes(records.astype(np.uint8).tobytes())
+    monkeypatch.setenv("REPDYN_STORE", str(tmp_path / "runs" / "repdyn.db"))
+    summary = _run(["--set", "data.dataset=cifar10", "--set", f"data.path={folder}", "--set", "arms=[]",
+                    "--set", "labels.tasks=2", "--set", "labels.steps=5", "--set", "model.width=8",
+                    "--set", "diag.k_steps=2"], capsys)
+    assert summary["status"] == "finished"
+    # The 5 training batches hold 20 images: task accuracy is counted over exactly those.
+    correct = summary["final"]["acc"] * 20
+    assert summary["final"]["task"] == 1 and correct == pytest.approx(round(correct))
+    assert summary["final"]["feature_rank"] <= 8  # bounded by the width
