@@ -21,13 +21,9 @@ from repdyn.tasks.clrs import CLRS_30_ALGS
 
 
 @pytest.fixture(autouse=True)
-def _one_thread(tmp_path, monkeypatch):
-    """One intra-op thread, and test splits cached under tmp_path."""
+def _test_cache(tmp_path, monkeypatch):
+    """Test splits cached under tmp_path."""
     monkeypatch.setenv("REPDYN_CACHE", str(tmp_path))
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_skipping_replays_the_stream_exactly():

@@ -8,15 +8,6 @@ from repdyn.models.nar import NAR, NARBatch, nb_dims_of
 from repdyn.tasks.clrs import SPECS, sample, to_feedback
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a loaded 2-core machine more threads are many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _batch(name="bfs", num=4, n=6, seed=0):
     feedback = to_feedback(sample(name, num, n, seed=seed))
     return feedback, NARBatch.from_feedback(feedback, SPECS[name])

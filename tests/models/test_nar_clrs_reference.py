@@ -21,15 +21,6 @@ DATA = np.load(Path(__file__).parents[1] / "fixtures" / "nar" / "clrs_model.npz"
 H = 8
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a loaded 2-core machine more threads are many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _t(key: str) -> torch.Tensor:
     return torch.from_numpy(DATA[key])
 

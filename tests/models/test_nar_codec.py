@@ -2,7 +2,6 @@
 
 import math
 
-import pytest
 import torch
 from torch import nn
 
@@ -16,15 +15,6 @@ from repdyn.models.nar_codec import (
 from repdyn.tasks.clrs.specs import Type
 
 B, N = 2, 4
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a loaded 2-core machine more threads are many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _unit_encoder(stage, loc, t, dims=1):

@@ -15,15 +15,6 @@ LN2, LN43 = math.log(2), math.log(4 / 3)
 T = torch.tensor
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a loaded 2-core machine more threads are many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_scalar_output_loss_is_the_mean_squared_error():
     assert output_loss(Type.SCALAR, T([1.0, 2.0]), T([0.0, 4.0])).item() == pytest.approx(2.5)
 

@@ -24,15 +24,6 @@ from repdyn.nn.gnn import (
 B, N, H = 2, 5, 8
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a loaded 2-core machine more threads are many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _graph(seed: int = 0, batch: int = B, n: int = N, hidden: int = H):
     g = torch.Generator().manual_seed(seed)
     node = torch.randn(batch, n, hidden, generator=g, dtype=torch.float64)

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from repdyn.bench import config as cfg
 from repdyn.bench import context
@@ -68,7 +67,6 @@ def test_same_seed_same_series(store_path, capsys):
 
 
 def test_resume_from_a_checkpoint_boundary_is_exact(tmp_path, monkeypatch):
-    torch.set_num_threads(1)
     store = RunStore(tmp_path / "s.db")
     config = cfg.override(STUDY.config(), cfg.flatten({
         "total_timesteps": 384, "num_envs": 2, "num_steps": 32, "checkpoint_every": 2,
