@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="override a config key; a comma list runs one setting each")
     run.add_argument("--config", help="TOML file of overrides (applied before --set)")
     run.add_argument("--workers", type=int, default=1, help="parallel worker processes for arms and settings")
-    run.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
+    run.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda or cuda:N")
     _backend_flags(run)
     run.add_argument("--keys", action="store_true", help="print the config keys of the study and exit")
     run.add_argument("--dry-run", action="store_true", help="print the resolved settings and arms, run nothing")
@@ -127,7 +127,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     studies = registry.all_studies()
     width = max((len(s.name) for s in studies), default=0)
     for study in studies:
-        print(f"{study.name.ljust(width)}  {study.summary}  [{study.paper}; presets: {', '.join(study.preset_names())}]")
+        print(f"{study.name.ljust(width)}  {study.summary}  [{study.paper}]")
+        for preset in study.preset_names():
+            wall = study.wall_times.get(preset)
+            print(f"{''.ljust(width)}    --preset {preset}" + (f": {wall}" if wall else ""))
     return EXIT_OK
 
 

@@ -56,6 +56,9 @@ class Study:
     """Upper bound on torch threads per arm: tiny models run faster on one thread than on two."""
     load_lm: Callable[..., tuple[Any, Any]] | None = None
     """`load_lm(store, run_id, arm) -> (model, tokenizer)` for studies whose arms are language models."""
+    wall_times: Mapping[str, str] = field(default_factory=dict)
+    """Expected wall time per preset and the hardware it holds for, e.g. `{"default": "1 min, 2 CPU
+    cores (measured)", "paper": "3 h, one A100-class GPU (estimate)"}`; shown by `repdyn list`."""
 
     def preset_names(self) -> list[str]:
         """Presets this study offers, `smoke` and `default` first."""
