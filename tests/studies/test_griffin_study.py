@@ -7,7 +7,7 @@ import pytest
 from repdyn.bench import config as cfg
 from repdyn.bench.errors import ConfigError, UserError
 from repdyn.bench.store import RunStore
-from repdyn.bench.view import RunView
+from repdyn.bench.view import recorded_view
 from repdyn.cli import main
 from repdyn.methods.lm import generate
 from repdyn.studies.griffin import (
@@ -26,27 +26,8 @@ CONTEXTS = (256, 1024, 4096, 8192)
 
 def _view(tmp_path, curves, config=None):
     config = config or GriffinStudyConfig()
-    store = RunStore(tmp_path / "s.db")
-    store.create_run(
-        "griffin-1", study="griffin", preset="t", config=cfg.to_dict(config), seed=0, versions={}
-    )
-    for arm, arm_config in arms(config).items():
-        if arm not in curves:
-            continue
-        run = f"griffin-1/{arm}"
-        store.create_run(
-            run,
-            parent="griffin-1",
-            arm=arm,
-            study="griffin",
-            preset="t",
-            config=cfg.to_dict(arm_config),
-            seed=0,
-            versions={},
-        )
-        store.log_scalars(run, [(s, name, v) for name, pts in curves[arm].items() for s, v in pts])
-        store.set_status(run, "finished")
-    return RunView(store, store.get_run("griffin-1"), GriffinStudyConfig)
+    rows = {arm: [(s, name, v) for name, pts in c.items() for s, v in pts] for arm, c in curves.items()}
+    return recorded_view(RunStore(tmp_path / "s.db"), "griffin", config, arms(config), rows)
 
 
 def _decode(griffin_ms, global_ms, griffin_bytes=(1000.0,) * 4):

@@ -6,23 +6,14 @@ import pytest
 
 from repdyn.bench import config as cfg
 from repdyn.bench.store import RunStore
-from repdyn.bench.view import RunView
+from repdyn.bench.view import recorded_view
 from repdyn.cli import main
 from repdyn.studies.grokking import GrokkingConfig, arms, claim_g1, claim_g2, claim_g3
 
 
 def _store_with_arms(tmp_path, curves: dict[str, dict[str, list[tuple[int, float]]]], config: GrokkingConfig):
-    store = RunStore(tmp_path / "s.db")
-    store.create_run("grokking-1", study="grokking", preset="t", config=cfg.to_dict(config), seed=0, versions={})
-    for arm, arm_config in arms(config).items():
-        if arm not in curves:
-            continue
-        run = f"grokking-1/{arm}"
-        store.create_run(run, parent="grokking-1", arm=arm, study="grokking", preset="t",
-                         config=cfg.to_dict(arm_config), seed=0, versions={})
-        store.log_scalars(run, [(s, name, v) for name, pts in curves[arm].items() for s, v in pts])
-        store.set_status(run, "finished")
-    return RunView(store, store.get_run("grokking-1"), GrokkingConfig)
+    rows = {arm: [(s, name, v) for name, pts in c.items() for s, v in pts] for arm, c in curves.items()}
+    return recorded_view(RunStore(tmp_path / "s.db"), "grokking", config, arms(config), rows)
 
 
 def test_g1_passes_and_fails_on_hand_made_curves(tmp_path):

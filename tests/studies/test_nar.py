@@ -5,9 +5,8 @@ import json
 
 import pytest
 
-from repdyn.bench import config as cfg
 from repdyn.bench.store import RunStore
-from repdyn.bench.view import RunView
+from repdyn.bench.view import recorded_view
 from repdyn.cli import main
 from repdyn.methods.nar_training import NARTrainConfig
 from repdyn.studies.nar import claim_n1
@@ -15,14 +14,8 @@ from repdyn.studies.nar import claim_n1
 
 def _view(tmp_path, series: dict[str, list[tuple[int, float]]]):
     config = NARTrainConfig()
-    store = RunStore(tmp_path / "s.db")
-    store.create_run("nar-1", study="nar", preset="t", config=cfg.to_dict(config), seed=0, versions={})
-    if series:
-        store.create_run("nar-1/main", parent="nar-1", arm="main", study="nar", preset="t",
-                         config=cfg.to_dict(config), seed=0, versions={})
-        store.log_scalars("nar-1/main", [(s, k, v) for k, pts in series.items() for s, v in pts])
-        store.set_status("nar-1/main", "finished")
-    return RunView(store, store.get_run("nar-1"), NARTrainConfig)
+    rows = {"main": [(s, k, v) for k, pts in series.items() for s, v in pts]} if series else {}
+    return recorded_view(RunStore(tmp_path / "s.db"), "nar", config, {"main": config}, rows)
 
 
 def test_n1_compares_the_best_weights_ood_score_with_table_2(tmp_path):

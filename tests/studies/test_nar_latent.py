@@ -7,7 +7,7 @@ import pytest
 
 from repdyn.bench import config as cfg
 from repdyn.bench.store import RunStore
-from repdyn.bench.view import RunView
+from repdyn.bench.view import recorded_view
 from repdyn.cli import main
 from repdyn.studies.nar_latent import (
     NarLatentConfig,
@@ -21,18 +21,8 @@ from repdyn.studies.nar_latent import (
 
 
 def _view(tmp_path, config: NarLatentConfig, curves: dict[str, dict[str, list[tuple[int, float]]]]):
-    store = RunStore(tmp_path / "s.db")
-    store.create_run("nl-1", study="nar_latent", preset="t", config=cfg.to_dict(config), seed=0,
-                     versions={})
-    for arm, arm_config in arms(config).items():
-        if arm not in curves:
-            continue
-        run = f"nl-1/{arm}"
-        store.create_run(run, parent="nl-1", arm=arm, study="nar_latent", preset="t",
-                         config=cfg.to_dict(arm_config), seed=0, versions={})
-        store.log_scalars(run, [(s, k, v) for k, pts in curves[arm].items() for s, v in pts])
-        store.set_status(run, "finished")
-    return RunView(store, store.get_run("nl-1"), NarLatentConfig)
+    rows = {arm: [(s, k, v) for k, pts in c.items() for s, v in pts] for arm, c in curves.items()}
+    return recorded_view(RunStore(tmp_path / "s.db"), "nar_latent", config, arms(config), rows, run_id="nl-1")
 
 
 def test_arms_set_algorithm_variant_processor_and_seed_per_experiment():

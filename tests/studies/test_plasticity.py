@@ -11,7 +11,7 @@ import pytest
 from repdyn.bench import config as cfg
 from repdyn.bench.errors import ConfigError
 from repdyn.bench.store import RunStore
-from repdyn.bench.view import RunView
+from repdyn.bench.view import RunView, recorded_view
 from repdyn.cli import main
 from repdyn.studies.plasticity import (
     COMPOSITE_GRID,
@@ -30,20 +30,12 @@ from repdyn.studies.plasticity import (
 def _view(tmp_path, series: dict[str, dict[str, list[float]]], names=DEFAULT_ARMS) -> RunView:
     """A stored study run whose arms log the given per-task series (one value per task, in order)."""
     config = cfg.override(PlasticityConfig(), {"arms": tuple(names)})
-    store = RunStore(tmp_path / "s.db")
-    store.create_run("plasticity-1", study="plasticity", preset="t", config=cfg.to_dict(config), seed=0, versions={})
-    for arm, arm_config in arms(config).items():
-        if arm not in series:
-            continue
-        run = f"plasticity-1/{arm}"
-        store.create_run(run, parent="plasticity-1", arm=arm, study="plasticity", preset="t",
-                         config=cfg.to_dict(arm_config), seed=0, versions={})
-        length = len(next(iter(series[arm].values())))
-        values = {"task": list(range(length)), **series[arm]}  # a fresh offset arm starts at task 1
-        rows = [(100 * (t + 1), name, float(v)) for name, vs in values.items() for t, v in enumerate(vs)]
-        store.log_scalars(run, rows)
-        store.set_status(run, "finished")
-    return RunView(store, store.get_run("plasticity-1"), PlasticityConfig)
+    rows = {}
+    for arm, arm_series in series.items():
+        length = len(next(iter(arm_series.values())))
+        values = {"task": list(range(length)), **arm_series}  # a fresh offset arm starts at task 1
+        rows[arm] = [(100 * (t + 1), name, float(v)) for name, vs in values.items() for t, v in enumerate(vs)]
+    return recorded_view(RunStore(tmp_path / "s.db"), "plasticity", config, arms(config), rows)
 
 
 def test_arm_recipes_set_stream_and_interventions():

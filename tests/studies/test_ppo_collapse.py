@@ -6,7 +6,7 @@ import pytest
 
 from repdyn.bench import config as cfg
 from repdyn.bench.store import RunStore
-from repdyn.bench.view import RunView
+from repdyn.bench.view import RunView, recorded_view
 from repdyn.cli import main
 from repdyn.studies.ppo_collapse import (
     CollapseConfig,
@@ -21,18 +21,9 @@ from repdyn.studies.ppo_collapse import (
 def _view(tmp_path, curves: dict[str, dict[str, list[float]]], config: CollapseConfig | None = None) -> RunView:
     """A stored run whose arms logged `curves` (values at steps 1, 2, ...)."""
     config = config or CollapseConfig()
-    store = RunStore(tmp_path / "s.db")
-    store.create_run("c-1", study="ppo_collapse", preset="t", config=cfg.to_dict(config), seed=0, versions={})
-    for arm, arm_config in arms(config).items():
-        if arm not in curves:
-            continue
-        run = f"c-1/{arm}"
-        store.create_run(run, parent="c-1", arm=arm, study="ppo_collapse", preset="t",
-                         config=cfg.to_dict(arm_config), seed=0, versions={})
-        rows = [(i, name, v) for name, values in curves[arm].items() for i, v in enumerate(values, start=1)]
-        store.log_scalars(run, rows)
-        store.set_status(run, "finished")
-    return RunView(store, store.get_run("c-1"), CollapseConfig)
+    rows = {arm: [(i, name, v) for name, values in c.items() for i, v in enumerate(values, start=1)]
+            for arm, c in curves.items()}
+    return recorded_view(RunStore(tmp_path / "s.db"), "ppo_collapse", config, arms(config), rows, run_id="c-1")
 
 
 def _ppo_arm(prenorm_end: float, best_return: float = 500.0) -> dict[str, list[float]]:

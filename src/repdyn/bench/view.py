@@ -68,3 +68,29 @@ class RunView:
     def table(self, name: str) -> list[dict[str, Any]]:
         """A table logged on the study run itself."""
         return self.store.table(self.record.id, name)
+
+
+def recorded_view(
+    store: RunStore,
+    study: str,
+    config: Any,
+    arm_configs: dict[str, Any],
+    rows: dict[str, list[tuple[int, str, float]]],
+    run_id: str | None = None,
+) -> RunView:
+    """A finished study run recorded from hand-made `(step, name, value)` rows per arm.
+
+    For judging claims and drawing figures on known curves without training; arms absent from
+    `rows` are not recorded, as if the preset had not trained them.
+    """
+    run_id = run_id or f"{study}-1"
+    store.create_run(run_id, study=study, preset="test", config=cfg.to_dict(config), seed=0, versions={})
+    for arm, arm_config in arm_configs.items():
+        if arm not in rows:
+            continue
+        child = f"{run_id}/{arm}"
+        store.create_run(child, parent=run_id, arm=arm, study=study, preset="test",
+                         config=cfg.to_dict(arm_config), seed=0, versions={})
+        store.log_scalars(child, rows[arm])
+        store.set_status(child, "finished")
+    return RunView(store, store.get_run(run_id), type(config))
