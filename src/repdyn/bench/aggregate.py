@@ -45,7 +45,8 @@ def bootstrap_mean(values: Sequence[float], seed: int = 0) -> Interval:
     rng = np.random.default_rng(seed)
     means = x[rng.integers(0, x.size, size=(BOOTSTRAP_SAMPLES, x.size))].mean(axis=1)
     alpha = (1 - CONFIDENCE) / 2
-    return Interval(float(x.mean()), float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha)), int(x.size))
+    low, high = np.quantile(means, alpha), np.quantile(means, 1 - alpha)
+    return Interval(float(x.mean()), float(low), float(high), int(x.size))
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:

@@ -91,7 +91,9 @@ def arms(config: GrokkingConfig) -> dict[str, GrokkingConfig]:
         out["control"] = replace(config, model=replace(config.model, init_scale=config.control_init_scale))
     if config.deep_depth:
         out["deep"] = replace(
-            config, model=replace(config.model, depth=config.deep_depth), train=replace(config.train, steps=config.deep_steps)
+            config,
+            model=replace(config.model, depth=config.deep_depth),
+            train=replace(config.train, steps=config.deep_steps),
         )
     return out
 
@@ -214,7 +216,8 @@ def claim_g1(run: RunView) -> Verdict:
     delay = b / a if a and b else float("nan")
     ok = a is not None and b is not None and a <= G1_FIT_BY and test_at_a <= G1_TEST_AT_FIT and b >= G1_DELAY * a
     summary = (
-        f"depth {arm.config.model.depth}: train acc >= {G1_FIT_ACC} at step {fmt_step(a)} (test {test_at_a:.2f} there), "
+        f"depth {arm.config.model.depth}: train acc >= {G1_FIT_ACC} at step {fmt_step(a)} "
+        f"(test {test_at_a:.2f} there), "
         f"test acc >= {G1_GEN_ACC} at step {fmt_step(b)} -> delay {delay:.1f}x "
         f"(needs fit by {fmt_step(G1_FIT_BY)}, test at fit <= {G1_TEST_AT_FIT}, delay >= {G1_DELAY:g}x); "
         f"final test acc {arm.series('test_acc').last:.3f}"
@@ -247,8 +250,9 @@ def claim_g2(run: RunView) -> Verdict:
     summary = (
         f"train acc 1.0 at {fmt_step(a_deep)} (depth {depth}) vs {fmt_step(a_main)} (depth {main.config.model.depth}) "
         f"-> {fit_ratio:.1f}x (needs >= {G2_FIT_RATIO:g}x); depth-{depth} test acc {test.last:.3f} at the end vs "
-        f"plateau {plateau_acc:.3f} in {fmt_step(plateau[0])}-{fmt_step(plateau[1])} -> +{surge:.3f} (needs >= {G2_SURGE}); "
-        f"mean rank of layers 4-{depth - 2} {rank_start:.0f} -> {rank_end:.0f} (drop {drop:.0%}, needs >= {G2_RANK_DROP:.0%})"
+        f"plateau {plateau_acc:.3f} in {fmt_step(plateau[0])}-{fmt_step(plateau[1])} -> +{surge:.3f} "
+        f"(needs >= {G2_SURGE}); mean rank of layers 4-{depth - 2} {rank_start:.0f} -> {rank_end:.0f} "
+        f"(drop {drop:.0%}, needs >= {G2_RANK_DROP:.0%})"
     )
     numbers = {"fit_ratio": fit_ratio, "plateau_acc": plateau_acc, "final_test_acc": test.last, "surge": surge,
                "rank_start": float(rank_start), "rank_end": float(rank_end), "rank_drop": drop}
