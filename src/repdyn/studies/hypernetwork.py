@@ -103,7 +103,7 @@ class HypernetworkConfig:
 
 # The H1 probe task on a CPU (hypernetwork.md §7 sRAVEN-mini: 2 features, 36 rule sets, 9 held out).
 # Features keep their order across columns: with the official per-column shuffle a 2-layer model is
-# still near chance after 3000 steps (all-correct 0.09-0.11), unshuffled it solves about half.
+# still near chance after 3000 steps (all-correct <= 0.11), unshuffled it solves about half.
 SRAVEN_MINI = {"name": "sraven", "num_features": 2, "num_values": 8, "permute_features": False}
 
 
