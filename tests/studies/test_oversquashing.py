@@ -212,5 +212,6 @@ def test_default_preset_reproduces_o1_to_o5(tmp_path, monkeypatch, capsys, seed)
         main(["run", "oversquashing", "--seed", str(seed), "--workers", "2", "--quiet", "--json", "--no-report"]) == 0
     )
     claims = {c["name"]: c for c in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["claims"]}
-    for name in ("O1", "O2", "O3", "O4", "O5"):
+    # O4 and O5 were measured on seeds 0-2 (docs/studies/oversquashing.md); the sweep (O1-O3) on seed 0.
+    for name in ("O1", "O2", "O3", "O4", "O5") if seed == 0 else ("O4", "O5"):
         assert claims[name]["ok"] is True, claims[name]["summary"]
