@@ -179,8 +179,7 @@ def test_h3_reads_the_logged_generator_checks(tmp_path):
 
 def test_smoke_preset_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("REPDYN_STORE", str(tmp_path / "runs" / "repdyn.db"))
-    # two workers: each arm in its own process with one thread (tiny models, no thread contention)
-    argv = ["run", "hypernetwork", "--preset", "smoke", "--workers", "2", "--quiet", "--json", "--no-report"]
+    argv = ["run", "hypernetwork", "--preset", "smoke", "--quiet", "--json", "--no-report"]  # one thread per arm
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["status"] == "finished"

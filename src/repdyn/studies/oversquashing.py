@@ -606,7 +606,8 @@ STUDY = Study(
     name="oversquashing",
     title="Transformers need glasses!",
     paper="Barbero et al. 2024, arXiv 2406.04267",
-    summary="last-token representations collapse with length, exactly so in bf16; a sliding window prevents it",
+    summary="last-token representations collapse with length, exactly so in bf16, also in trained counters and "
+    "copiers; a sliding window prevents it",
     config=OversquashingConfig,
     train=train,
     presets={
