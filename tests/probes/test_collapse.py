@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from repdyn.bench.errors import DataError, UserError
+from repdyn.models.griffin import Griffin, griffin_config
 from repdyn.models.transformer import Transformer, TransformerConfig
 from repdyn.nn.attention import MultiHeadAttention
 from repdyn.probes.collapse import (
@@ -215,3 +216,61 @@ def test_hf_causal_lm_from_a_local_folder(tmp_path):
             h=1e-3,
         )
     torch.testing.assert_close(profile[0].double(), expected, rtol=1e-3, atol=1e-5)
+
+
+def tiny_griffin(seed: int, pattern: str = "griffin", *, global_attention: bool = False) -> Griffin:
+    """griffin-tiny (width 32, window 8, R R A): local attention plus RG-LRU recurrence."""
+    torch.manual_seed(seed)
+    config = griffin_config("griffin-tiny", pattern=pattern)
+    return Griffin(config.with_global_attention() if global_attention else config).eval()
+
+
+def prefix_ones_zero(seed: int, n: int) -> torch.Tensor:
+    """The copy pair's v: 8 random tokens, n ones, then a zero (v* repeats the zero)."""
+    return torch.cat([prefix_then_ones(seed, n), torch.zeros(1, 1, dtype=torch.long)], dim=1)
+
+
+def test_griffin_probe_reproduces_griffins_forward_pass():
+    """The adapter's final representation, put through Griffin's tied head and soft-cap, gives the
+    logits of Griffin's own forward pass exactly."""
+    model = tiny_griffin(0)
+    probe = as_probe_model(model)
+    tokens = torch.randint(0, 256, (2, 20), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        hidden = probe.hidden_states(probe.embed(tokens))
+        cap = model.config.logits_soft_cap
+        logits = torch.tanh(model.embedder.decode(hidden) / cap) * cap
+        expected, _ = model(tokens)
+    torch.testing.assert_close(logits, expected, rtol=0, atol=0)
+    assert probe.to_dtype(torch.bfloat16).module.final_norm.scale.dtype == torch.bfloat16
+    assert model.final_norm.scale.dtype == torch.float32  # cast on a copy
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_griffin_keeps_the_copy_pair_apart_where_global_attention_collapses(seed):
+    """oversquashing.md §7: Griffin's local attention (and its recurrence, which forgets the far
+    past) sees the same recent tokens at every n, so the copy-pair distance stays put, in fp32 and
+    bf16; the same model with global attention ("transformer" pattern) loses it like 1/n."""
+    griffin = tiny_griffin(seed)
+    near = collapse_distance(griffin, prefix_ones_zero(seed, 64)).item()
+    far = collapse_distance(griffin, prefix_ones_zero(seed, 1024)).item()
+    far_bf16 = collapse_distance(griffin, prefix_ones_zero(seed, 1024), dtype=torch.bfloat16).item()
+    assert far > 1.0 and far == pytest.approx(near, rel=0.1)
+    assert far_bf16 == pytest.approx(far, rel=0.1)
+    global_mqa = tiny_griffin(seed, "transformer", global_attention=True)
+    decay = collapse_distance(global_mqa, prefix_ones_zero(seed, 64)) / collapse_distance(
+        global_mqa, prefix_ones_zero(seed, 1024)
+    )
+    assert decay.item() > 4.0
+
+
+def test_griffin_cannot_count_past_its_memory_and_bf16_makes_it_exact():
+    """1^n vs 1^(n+1): the window holds only ones and the RG-LRU state forgets the prefix
+    geometrically, so the distance falls to fp32 rounding level by n = 2048 and is exactly 0 in
+    bf16 (the paper's counting failure, oversquashing.md §2 Corollary 6.2)."""
+    for seed in range(3):
+        model = tiny_griffin(seed)
+        short = collapse_distance(model, prefix_then_ones(seed, 64)).item()
+        long = collapse_distance(model, prefix_then_ones(seed, 2048)).item()
+        assert short > 1e-3 and 0.0 < long < 1e-4, (short, long)
+        assert collapse_distance(model, prefix_then_ones(seed, 2048), dtype=torch.bfloat16).item() == 0.0

@@ -3,8 +3,10 @@ the smoke preset end to end and the default preset (slow)."""
 
 import json
 
+import numpy as np
 import pytest
 import torch
+from sklearn.decomposition import PCA
 
 from repdyn.bench import config as cfg
 from repdyn.bench.store import RunStore
@@ -19,6 +21,7 @@ from repdyn.studies.hypernetwork import (
     claim_h3,
     generator_checks,
     latent_features,
+    pca_projection,
     rule_holds,
     verified_fraction,
 )
@@ -56,19 +59,47 @@ def test_generator_checks_give_the_paper_counts():
     assert checks["gen/logic_boolean_agreement"] == 1.0
 
 
-def test_latent_features_are_the_query_slots_codes_with_their_shown_rule():
+def test_latent_features_are_the_blank_slots_codes_towards_the_same_feature_in_their_row():
     torch.manual_seed(0)
-    task = SRaven(SRavenConfig(num_features=2))
-    model = Transformer(TransformerConfig(input_dim=8, output_dim=8, d_model=16, num_heads=4, causal=False,
-                                          attention="hyla"))
+    task = SRaven(SRavenConfig(num_features=2, permute_features=False))
+    model = Transformer(
+        TransformerConfig(
+            input_dim=8, output_dim=8, d_model=16, num_heads=4, num_layers=2, causal=False, attention="hyla"
+        )
+    )
     batch = task.sample(5, "train", torch.Generator().manual_seed(1))
     x, y = latent_features(model, task, batch)
-    assert x.shape == (10, 4 * 18) and y.shape == (10,)
-    code = model.run(batch.inputs, return_latents=True).latents[-1]
-    b, slot = 3, 1  # row 7 = instance 3, second blank slot
-    torch.testing.assert_close(torch.from_numpy(x[2 * b + slot]), code[b, :, 16 + slot, :].flatten())
-    feature = batch.perms[b, 2, slot]
-    assert y[2 * b + slot] == batch.latents[b, feature]
+    assert x.shape == (10, 2 * 4 * 2) and y.shape == (10,)
+    codes = model.run(batch.inputs, return_latents=True).latents  # per layer [B, H, T, T]
+    for b, slot in [(0, 0), (3, 1)]:
+        query = 8 * 2 + slot  # panel 8 (the blank one), feature `slot`
+        keys = [6 * 2 + slot, 7 * 2 + slot]  # panels 6 and 7: the same feature earlier in the last row
+        expected = torch.stack([codes[layer][b, h, query, key] for layer in range(2) for h in range(4) for key in keys])
+        torch.testing.assert_close(torch.from_numpy(x[2 * b + slot]), expected)
+        assert y[2 * b + slot] == batch.latents[b, slot]
+    with pytest.raises(ValueError, match="unpermuted"):
+        latent_features(model, task, task.sample(5, "train", torch.Generator().manual_seed(1), permute=True))
+
+
+def test_pca_projection_matches_sklearn_up_to_sign():
+    rng = np.random.default_rng(0)
+    fit = rng.normal(size=(200, 6)) * np.array([5.0, 3.0, 1.0, 0.5, 0.2, 0.1])
+    points, labels = rng.normal(size=(30, 6)), rng.integers(0, 8, size=30)
+    rows = pca_projection(fit, points, labels, limit=20)
+    ours = np.array([[r["pc1"], r["pc2"]] for r in rows])
+    reference = PCA(n_components=2).fit(fit).transform(points[:20])
+    np.testing.assert_allclose(np.abs(ours), np.abs(reference), atol=1e-8)
+    assert [r["rule"] for r in rows] == labels[:20].tolist()
+
+
+def test_default_arms_add_unpermuted_sraven_mini_probe_arms():
+    names = arms(HypernetworkConfig(repeats=2))
+    assert sorted(names) == ["hyla_0", "hyla_1", "linear_0", "linear_1", "sraven_hyla_0", "sraven_hyla_1"]
+    probe = names["sraven_hyla_1"]
+    assert (probe.task.name, probe.task.num_features, probe.task.permute_features) == ("sraven", 2, False)
+    assert probe.train.steps == probe.probe_steps and probe.repeat == 1 and probe.model.attention == "hyla"
+    assert names["hyla_0"].task.name == "fuzzy_logic"
+    assert all(not n.startswith("sraven_") for n in arms(cfg.override(HypernetworkConfig(), {"task.name": "sraven"})))
 
 
 def _view(tmp_path, finals: dict[str, dict[str, float]], config: HypernetworkConfig) -> RunView:
@@ -78,8 +109,16 @@ def _view(tmp_path, finals: dict[str, dict[str, float]], config: HypernetworkCon
         if arm not in finals:
             continue
         run = f"h-1/{arm}"
-        store.create_run(run, parent="h-1", arm=arm, study="hypernetwork", preset="t",
-                         config=cfg.to_dict(arm_config), seed=0, versions={})
+        store.create_run(
+            run,
+            parent="h-1",
+            arm=arm,
+            study="hypernetwork",
+            preset="t",
+            config=cfg.to_dict(arm_config),
+            seed=0,
+            versions={},
+        )
         store.log_scalars(run, [(100, name, value) for name, value in finals[arm].items()])
         store.set_status(run, "finished")
     return RunView(store, store.get_run("h-1"), HypernetworkConfig)
@@ -87,8 +126,12 @@ def _view(tmp_path, finals: dict[str, dict[str, float]], config: HypernetworkCon
 
 def test_h2_compares_mean_test_r2_of_hyla_and_linear(tmp_path):
     config = HypernetworkConfig(repeats=2)
-    finals = {"hyla_0": {"test/metric": 0.45}, "hyla_1": {"test/metric": 0.41},
-              "linear_0": {"test/metric": 0.30}, "linear_1": {"test/metric": 0.36}}
+    finals = {
+        "hyla_0": {"test/metric": 0.45},
+        "hyla_1": {"test/metric": 0.41},
+        "linear_0": {"test/metric": 0.30},
+        "linear_1": {"test/metric": 0.36},
+    }
     verdict = claim_h2(_view(tmp_path / "a", finals, config))
     assert verdict.ok is True and verdict.numbers["gap"] == pytest.approx(0.10)
     close = {**finals, "linear_1": {"test/metric": 0.50}}
@@ -96,16 +139,35 @@ def test_h2_compares_mean_test_r2_of_hyla_and_linear(tmp_path):
     assert claim_h2(_view(tmp_path / "c", {"hyla_0": {"test/metric": 0.4}}, config)).ok is None
 
 
-def test_h2_uses_ood_accuracy_and_h1_the_probe_on_sraven(tmp_path):
+def test_h2_uses_ood_accuracy_on_sraven(tmp_path):
     config = cfg.override(HypernetworkConfig(repeats=1), {"task.name": "sraven"})
-    finals = {"hyla_0": {"ood/metric": 0.6, "test/metric": 0.9, "latent_probe/ood": 0.85},
-              "linear_0": {"ood/metric": 0.4, "test/metric": 0.9, "latent_probe/ood": 0.5}}
-    view = _view(tmp_path / "a", finals, config)
-    assert claim_h2(view).ok is True and claim_h2(view).numbers["gap"] == pytest.approx(0.2)
-    assert claim_h1(view).ok is True and claim_h1(view).numbers == {"hyla": 0.85, "linear": 0.5}
-    weak = {**finals, "hyla_0": {**finals["hyla_0"], "latent_probe/ood": 0.6}}
-    assert claim_h1(_view(tmp_path / "b", weak, config)).ok is False
-    assert claim_h1(_view(tmp_path / "c", finals, HypernetworkConfig(repeats=1))).ok is None  # fuzzy logic
+    finals = {"hyla_0": {"ood/metric": 0.6, "test/metric": 0.9}, "linear_0": {"ood/metric": 0.4, "test/metric": 0.9}}
+    verdict = claim_h2(_view(tmp_path / "a", finals, config))
+    assert verdict.ok is True and verdict.numbers["gap"] == pytest.approx(0.2)
+
+
+def test_h1_needs_the_trained_probe_above_its_floor_and_its_untrained_control(tmp_path):
+    config = HypernetworkConfig(repeats=2)
+    fuzzy = {"test/metric": 0.4}
+    finals = {
+        "hyla_0": fuzzy,
+        "sraven_hyla_0": {"latent_probe/ood": 0.36, "latent_probe_init/ood": 0.10},
+        "sraven_hyla_1": {"latent_probe/ood": 0.34, "latent_probe_init/ood": 0.12},
+    }
+    verdict = claim_h1(_view(tmp_path / "a", finals, config))
+    assert verdict.ok is True
+    assert verdict.numbers["hyla"] == pytest.approx(0.35) and verdict.numbers["gain"] == pytest.approx(0.24)
+    low = {
+        "sraven_hyla_0": {"latent_probe/ood": 0.36, "latent_probe_init/ood": 0.02},
+        "sraven_hyla_1": {"latent_probe/ood": 0.12, "latent_probe_init/ood": 0.02},
+    }
+    assert claim_h1(_view(tmp_path / "b", low, config)).ok is False  # mean 0.24 < 0.25 despite a 0.22 gain
+    no_gain = {k: {**v, "latent_probe_init/ood": 0.30} for k, v in finals.items() if k.startswith("sraven")}
+    assert claim_h1(_view(tmp_path / "c", no_gain, config)).ok is False  # code was as good before training
+    assert claim_h1(_view(tmp_path / "d", {"hyla_0": fuzzy}, config)).ok is None
+    sraven = cfg.override(HypernetworkConfig(repeats=1), {"task.name": "sraven"})  # the sraven preset's own arms
+    own = {"hyla_0": {"latent_probe/ood": 0.5, "latent_probe_init/ood": 0.1}}
+    assert claim_h1(_view(tmp_path / "e", own, sraven)).ok is True
 
 
 def test_h3_reads_the_logged_generator_checks(tmp_path):
@@ -117,22 +179,26 @@ def test_h3_reads_the_logged_generator_checks(tmp_path):
 
 def test_smoke_preset_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("REPDYN_STORE", str(tmp_path / "runs" / "repdyn.db"))
-    # two workers: each arm in its own process with one thread (tiny models, no thread contention)
-    argv = ["run", "hypernetwork", "--preset", "smoke", "--workers", "2", "--quiet", "--json", "--no-report"]
+    argv = ["run", "hypernetwork", "--preset", "smoke", "--quiet", "--json", "--no-report"]  # one thread per arm
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["status"] == "finished"
     claims = {c["name"]: c for c in summary["claims"]}
-    assert claims["H3"]["ok"] is True and claims["H1"]["ok"] is None
-    assert set(summary["final"]) >= {"hyla_0/test/metric", "linear_0/ood/metric"}
+    assert claims["H3"]["ok"] is True and claims["H1"]["ok"] is not None, claims["H1"]["summary"]
+    assert set(summary["final"]) >= {
+        "hyla_0/test/metric",
+        "linear_0/ood/metric",
+        "sraven_hyla_0/latent_probe/ood",
+        "sraven_hyla_0/latent_probe_init/ood",
+    }
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0])
-def test_default_preset_reproduces_h2_and_h3(tmp_path, monkeypatch, capsys, seed):
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_default_preset_reproduces_h1_h2_and_h3(tmp_path, monkeypatch, capsys, seed):
     monkeypatch.setenv("REPDYN_STORE", str(tmp_path / "runs" / "repdyn.db"))
-    assert main(["run", "hypernetwork", "--seed", str(seed), "--workers", "2", "--quiet", "--json",
-                 "--no-report"]) == 0
+    assert main(["run", "hypernetwork", "--seed", str(seed), "--workers", "2", "--quiet", "--json", "--no-report"]) == 0
     claims = {c["name"]: c for c in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["claims"]}
-    for name in ("H2", "H3"):
+    # H1 was calibrated on seeds 0-2 (docs/studies/hypernetwork.md); H2 has been measured on seed 0 only.
+    for name in ("H1", "H2", "H3") if seed == 0 else ("H1", "H3"):
         assert claims[name]["ok"] is True, claims[name]["summary"]

@@ -6,9 +6,9 @@
 * ``sensitivity_profile``: ``||d y_n / d x_i||`` for every input position ``i``, the gradient of the
   last token's final representation with respect to each input embedding (Theorem 5.1).
 
-Both work on anything that maps embeddings to final hidden states: repdyn's ``Transformer``, a
-Hugging Face causal LM (``load_hf_causal_lm``), any ``nn.Module`` or function on embeddings, or an
-object implementing ``HiddenStateModel`` (how Griffin or another model plugs in).
+Both work on anything that maps embeddings to final hidden states: repdyn's ``Transformer`` and
+``Griffin``, a Hugging Face causal LM (``load_hf_causal_lm``), any ``nn.Module`` or function on
+embeddings, or an object implementing ``HiddenStateModel`` (how another model plugs in).
 """
 
 import copy
@@ -103,12 +103,30 @@ def _is_hf_causal_lm(model: object) -> bool:
     )
 
 
+def _is_griffin(model: object) -> bool:
+    return isinstance(model, nn.Module) and all(
+        hasattr(model, name) for name in ("embedder", "blocks", "final_norm")
+    )
+
+
+def _griffin_hidden_states(model: nn.Module, embeddings: Tensor) -> Tensor:
+    """Griffin's residual blocks and final RMSNorm on embeddings: its forward pass without the
+    embedder and the tied logits (one document, positions ``0..T-1``, no cache)."""
+    batch, length, _ = embeddings.shape
+    positions = torch.arange(length, device=embeddings.device).expand(batch, length)
+    x = embeddings
+    for block in model.blocks:
+        x, _ = block(x, positions, None, False)
+    return model.final_norm(x)
+
+
 def as_probe_model(model: object) -> HiddenStateModel:
     """Wrap ``model`` for the probes.
 
-    Accepts a ``HiddenStateModel``; repdyn's ``Transformer`` (final normed representation); a
-    Hugging Face causal LM (last entry of ``hidden_states``); any other ``nn.Module`` or callable
-    mapping embeddings ``[B, T, D]`` to hidden states ``[B, T, D']``.
+    Accepts a ``HiddenStateModel``; repdyn's ``Transformer`` (final normed representation) and
+    ``Griffin`` (output of the final RMSNorm, the representation its tied head reads); a Hugging
+    Face causal LM (last entry of ``hidden_states``); any other ``nn.Module`` or callable mapping
+    embeddings ``[B, T, D]`` to hidden states ``[B, T, D']``.
     """
     if isinstance(model, HiddenStateModel):
         return model
@@ -117,6 +135,12 @@ def as_probe_model(model: object) -> HiddenStateModel:
             model,
             hidden_fn=lambda m, e: m.run_embeddings(e).final,
             embed_fn=lambda m, t: m.embed(t),
+        )
+    if _is_griffin(model):  # repdyn's Griffin (and its Hawk / MQA-transformer patterns)
+        return ModuleProbe(
+            model,
+            hidden_fn=_griffin_hidden_states,
+            embed_fn=lambda m, t: m.embedder.encode(t),
         )
     if _is_hf_causal_lm(model):
         return ModuleProbe(

@@ -10,9 +10,11 @@ class index read at the last position:
 * ``copy_first``: ``0 1 1 1 =`` -> the first element.
 
 ``separator_every=k`` puts a comma after every k tokens before the query (the paper's
-prompt-level fix: ``111,111,11``).
+prompt-level fix: ``111,111,11``). ``mixed_length_batch`` puts different lengths in one batch,
+left-padded so that every query is the last token.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -28,10 +30,12 @@ TASKS = ("count_ones", "sum_ones", "copy_last", "copy_first")
 @dataclass
 class CountingBatch:
     """``tokens`` ``[B, T]`` ids into ``VOCAB``; ``targets`` ``[B]`` the answer at the last token
-    (a count in ``0..length`` or a copied digit ``0``/``1``)."""
+    (a count in ``0..length`` or a copied digit ``0``/``1``); ``mask`` ``[B, T]`` False on left
+    padding (None when every row has the same length)."""
 
     tokens: Tensor
     targets: Tensor
+    mask: Tensor | None = None
 
 
 def counting_batch(
@@ -85,3 +89,22 @@ def _insert_separators(tokens: Tensor, every: int) -> Tensor:
     pieces = [piece for chunk in chunks[:-1] for piece in (chunk, comma)] + [chunks[-1]]
     return torch.cat(pieces, dim=1)
 
+
+def mixed_length_batch(
+    task: str,
+    lengths: Sequence[int],
+    *,
+    generator: torch.Generator | None = None,
+    p_one: float = 1.0,
+) -> CountingBatch:
+    """One sequence of each length in ``lengths`` (digits, as ``counting_batch``), left-padded with
+    ``ZERO`` to the longest; ``mask`` marks the real tokens, so a model given it as its key
+    padding mask sees each row exactly as it would alone."""
+    rows = [counting_batch(task, 1, n, generator=generator, p_one=p_one) for n in lengths]
+    width = max(row.tokens.shape[1] for row in rows)
+    tokens = torch.full((len(rows), width), ZERO, dtype=torch.long)
+    mask = torch.zeros(len(rows), width, dtype=torch.bool)
+    for i, row in enumerate(rows):
+        tokens[i, width - row.tokens.shape[1] :] = row.tokens[0]
+        mask[i, width - row.tokens.shape[1] :] = True
+    return CountingBatch(tokens, torch.cat([row.targets for row in rows]), mask)
