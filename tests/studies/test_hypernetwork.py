@@ -10,7 +10,7 @@ from sklearn.decomposition import PCA
 
 from repdyn.bench import config as cfg
 from repdyn.bench.store import RunStore
-from repdyn.bench.view import RunView
+from repdyn.bench.view import RunView, recorded_view
 from repdyn.cli import main
 from repdyn.models.transformer import Transformer, TransformerConfig
 from repdyn.studies.hypernetwork import (
@@ -103,25 +103,8 @@ def test_default_arms_add_unpermuted_sraven_mini_probe_arms():
 
 
 def _view(tmp_path, finals: dict[str, dict[str, float]], config: HypernetworkConfig) -> RunView:
-    store = RunStore(tmp_path / "s.db")
-    store.create_run("h-1", study="hypernetwork", preset="t", config=cfg.to_dict(config), seed=0, versions={})
-    for arm, arm_config in arms(config).items():
-        if arm not in finals:
-            continue
-        run = f"h-1/{arm}"
-        store.create_run(
-            run,
-            parent="h-1",
-            arm=arm,
-            study="hypernetwork",
-            preset="t",
-            config=cfg.to_dict(arm_config),
-            seed=0,
-            versions={},
-        )
-        store.log_scalars(run, [(100, name, value) for name, value in finals[arm].items()])
-        store.set_status(run, "finished")
-    return RunView(store, store.get_run("h-1"), HypernetworkConfig)
+    rows = {arm: [(100, name, value) for name, value in values.items()] for arm, values in finals.items()}
+    return recorded_view(RunStore(tmp_path / "s.db"), "hypernetwork", config, arms(config), rows, run_id="h-1")
 
 
 def test_h2_compares_mean_test_r2_of_hyla_and_linear(tmp_path):

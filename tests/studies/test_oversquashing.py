@@ -7,7 +7,7 @@ import pytest
 
 from repdyn.bench import config as cfg
 from repdyn.bench.store import RunStore
-from repdyn.bench.view import RunView
+from repdyn.bench.view import RunView, recorded_view
 from repdyn.cli import main
 from repdyn.studies.oversquashing import (
     OversquashingConfig,
@@ -25,33 +25,17 @@ LENGTHS = [64, 256, 1024, 4096]
 
 def _view(tmp_path, curves: dict[str, dict[str, list[float]]], config: OversquashingConfig) -> RunView:
     """A store holding the given per-draw series ({arm: {"count/float32": [...per length], ...}})."""
-    store = RunStore(tmp_path / "s.db")
-    store.create_run("os-1", study="oversquashing", preset="t", config=cfg.to_dict(config), seed=0, versions={})
-    for arm, arm_config in arms(config).items():
-        if arm not in curves:
-            continue
-        run = f"os-1/{arm}"
-        store.create_run(
-            run,
-            parent="os-1",
-            arm=arm,
-            study="oversquashing",
-            preset="t",
-            config=cfg.to_dict(arm_config),
-            seed=0,
-            versions={},
-        )
-        rows = []
-        for name, per_draw in curves[arm].items():
+    rows: dict[str, list[tuple[int, str, float]]] = {}
+    for arm, arm_curves in curves.items():
+        rows[arm] = []
+        for name, per_draw in arm_curves.items():
             for d, values in enumerate(per_draw):
-                rows += [(n, f"{name}/{d}", v) for n, v in zip(LENGTHS, values, strict=True)]
-            rows += [
+                rows[arm] += [(n, f"{name}/{d}", v) for n, v in zip(LENGTHS, values, strict=True)]
+            rows[arm] += [
                 (n, f"{name}/mean", float(np.mean(col)))
                 for n, col in zip(LENGTHS, zip(*per_draw, strict=True), strict=True)
             ]
-        store.log_scalars(run, rows)
-        store.set_status(run, "finished")
-    return RunView(store, store.get_run("os-1"), OversquashingConfig)
+    return recorded_view(RunStore(tmp_path / "s.db"), "oversquashing", config, arms(config), rows, run_id="os-1")
 
 
 CONFIG = OversquashingConfig(positionals=("none",), window=32, lengths=tuple(LENGTHS), draws=5)

@@ -633,7 +633,7 @@ STUDY = Study(
     progress_keys=("copy/float32/mean",),
     wall_times={
         "smoke": "seconds",
-        "default": "~5 min on 2 CPU cores (measured)",
-        "paper": "~30 min on 2 CPU cores; a GPU runs it in minutes (untrained models, no training)",
+        "default": "~2 min on 2 CPU cores (measured: 2.1 CPU-min)",
+        "paper": "~30 min on 2 CPU cores; minutes on one GPU (estimate, not yet run)",
     },
 )
