@@ -132,10 +132,9 @@ def test_local_attention_kv_caches_are_refused():
         mix_states([capture_state(_hawk(), tokens), capture_state(_mamba(), tokens)])
 
 
-def _hand_state(*layers):
-    """A one-row, one-layer-per-vector Mamba state: conv inputs zero, SSM state = the vector."""
-    blocks = tuple(MambaLayerCache(torch.zeros(1, 1, 2), torch.tensor(v, dtype=torch.float32).view(1, 2, 1))
-                   for v in layers)
+def _hand_state(*layers, conv=(0.0, 0.0)):
+    """A one-row Mamba state, one layer per vector: SSM state = the vector, one conv input = `conv`."""
+    blocks = tuple(MambaLayerCache(torch.tensor(conv).view(1, 1, 2), torch.tensor(v).view(1, 2, 1)) for v in layers)
     return MambaCache(blocks, torch.tensor([5]))
 
 
@@ -144,10 +143,13 @@ def test_retrieval_uses_the_mean_over_layers_of_per_layer_cosine(tmp_path):
     store.add("x", _hand_state([1.0, 0.0], [0.0, 1.0]), task=0)
     store.add("y", _hand_state([0.0, 1.0], [0.0, 3.0]), task=1)
     store.add("z", _hand_state([1.0, 1.0], [1.0, 0.0]), task=2)
-    query = _hand_state([2.0, 0.0], [0.0, 5.0])
-    # per-layer cosines: x (1, 1) -> 1; y (0, 1) -> 0.5; z (1/sqrt 2, 0) -> 0.354
+    query = _hand_state([2.0, 0.0], [0.0, 5.0], conv=(0.0, 9.0))
+    # recurrent state only, per-layer cosines: x (1, 1) -> 1; y (0, 1) -> 0.5; z (1/sqrt 2, 0) -> 0.354
     torch.testing.assert_close(store.similarities(query), torch.tensor([[1.0, 0.5, 0.5**0.5 / 2]]))
     assert [name for name, _ in store.nearest(query, k=2)] == ["x", "y"]
+    # with the conv inputs [0, 9] (stored ones are zero) the query vectors are [0, 9, 2, 0] and [0, 9, 0, 5]
+    with_conv = torch.tensor([[2 / 85**0.5 / 1 + 5 / 106**0.5, 5 / 106**0.5, 2 / 85**0.5 / 2**0.5]]) / 2
+    torch.testing.assert_close(store.similarities(query, parts="all"), with_conv)
     store.save(tmp_path / "s.safetensors")
     again = StateStore.load(tmp_path / "s.safetensors")
     assert again.nearest(query)[0][0] == "x" and again.metadata("z") == {"task": 2}

@@ -45,6 +45,8 @@ STATE_KINDS: dict[str, tuple[type, type]] = {  # kind -> (cache class, block cla
     "griffin": (GriffinCache, RecurrentCache),
     "mamba": (MambaCache, MambaLayerCache),
 }
+RECURRENT_FIELDS = ("rg_lru_state", "ssm_state")  # the recurrence proper; the other field holds conv inputs
+Parts = Literal["recurrent", "all"]
 STORE_FORMAT = "repdyn-state-store"
 
 
@@ -87,11 +89,15 @@ def capture_state(model: nn.Module, tokens: Tensor, segment_pos: Tensor | None =
     return cache
 
 
-def layer_vectors(state: State) -> list[Tensor]:
-    """Each layer's state flattened to [B, n] (fp32): the recurrent state and the conv inputs."""
+def layer_vectors(state: State, parts: Parts = "all") -> list[Tensor]:
+    """Each layer's state flattened to [B, n] (fp32): with `parts="all"` the recurrent state and the
+    conv inputs, with `parts="recurrent"` the recurrent state (RG-LRU or SSM) alone."""
     check_fixed_size(state)
+    if parts not in ("recurrent", "all"):
+        raise UserError(f"parts {parts!r}: expected 'recurrent' or 'all'")
     return [
-        torch.cat([t.reshape(t.shape[0], -1).float() for t in _block_tensors(block).values()], dim=1)
+        torch.cat([t.reshape(t.shape[0], -1).float() for name, t in _block_tensors(block).items()
+                   if parts == "all" or name in RECURRENT_FIELDS], dim=1)
         for block in state.blocks
     ]
 
@@ -131,9 +137,10 @@ def _mixing_weights(weights: Any, num_states: int, num_layers: int) -> Tensor:
     return w
 
 
-def mix_states(
-    states: Sequence[State], weights: Literal["mean", "sum"] | Sequence[float] | Sequence[Sequence[float]] | Tensor = "mean"
-) -> State:
+Weights = Literal["mean", "sum"] | Sequence[float] | Sequence[Sequence[float]] | Tensor
+
+
+def mix_states(states: Sequence[State], weights: Weights = "mean") -> State:
     """The soup sum_k w_k state_k, layer by layer (state_soup.md §2: mean w = 1/K, sum w = 1).
 
     `weights` is "mean", "sum", one weight per state, or a [K, layers] table of per-layer weights.
@@ -156,10 +163,15 @@ def mix_states(
     return _rebuild(states[0], blocks, states[heaviest].next_segment_pos.clone())
 
 
-def similarities(query: State, states: Sequence[State]) -> Tensor:
-    """Cosine similarity [B, K] of the query's rows to K stored single-row states, averaged over layers."""
-    query_layers = layer_vectors(query)
-    stored = [layer_vectors(s) for s in states]
+def similarities(query: State, states: Sequence[State], parts: Parts = "recurrent") -> Tensor:
+    """Cosine similarity [B, K] of the query's rows to K stored single-row states, averaged over layers.
+
+    By default only the recurrent state counts: the conv inputs hold the last K-1 tokens, say little
+    about a prompt as a whole, and in a trained Hawk outweigh the recurrent state several times
+    over, so including them (`parts="all"`) makes retrieval follow the last few tokens.
+    """
+    query_layers = layer_vectors(query, parts)
+    stored = [layer_vectors(s, parts) for s in states]
     total = torch.zeros(query_layers[0].shape[0], len(states))
     for layer, q in enumerate(query_layers):
         keys = torch.cat([s[layer] for s in stored], dim=0)  # [K, n]
@@ -228,17 +240,17 @@ class StateStore:
         self.get(name)
         return dict(self._meta[name])
 
-    def similarities(self, query: State) -> Tensor:
+    def similarities(self, query: State, parts: Parts = "recurrent") -> Tensor:
         """Cosine similarity [B, len(store)] of each query row to every stored state (store order)."""
         if not self._states:
             raise UserError("the state store is empty")
-        return similarities(query, list(self._states.values()))
+        return similarities(query, list(self._states.values()), parts)
 
-    def nearest(self, query: State, k: int = 1) -> list[tuple[str, float]]:
+    def nearest(self, query: State, k: int = 1, parts: Parts = "recurrent") -> list[tuple[str, float]]:
         """The k stored states most similar to a one-row query: [(name, cosine)], best first."""
         if query.next_segment_pos.shape[0] != 1:
             raise UserError("nearest takes a one-row query; use similarities() for a batch")
-        sims = self.similarities(query)[0]
+        sims = self.similarities(query, parts)[0]
         top = torch.topk(sims, min(k, len(sims)))
         return [(self.names[i], float(v)) for v, i in zip(top.values, top.indices.tolist(), strict=True)]
 
@@ -253,7 +265,8 @@ class StateStore:
             for j, block in enumerate(state.blocks):
                 for field, tensor in _block_tensors(block).items():
                     tensors[f"{i}.blocks.{j}.{field}"] = tensor.contiguous()
-            entries.append({"name": name, "kind": _kind(state), "num_layers": len(state.blocks), "meta": self._meta[name]})
+            entry = {"name": name, "kind": _kind(state), "num_layers": len(state.blocks), "meta": self._meta[name]}
+            entries.append(entry)
         header = {"format": STORE_FORMAT, "version": 1, "states": entries}
         save_file(tensors, str(path), metadata={"repdyn": json.dumps(header)})
 
