@@ -66,7 +66,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     tokens = torch.randint(0, TINY["vocab_size"], (args.batch, args.length), generator=torch.Generator().manual_seed(1))
-    shape = f"B={args.batch}, T={args.length}, width {TINY['width']}, {TINY['num_layers']} layers, N {TINY['state_size']}"
+    sizes = f"width {TINY['width']}, {TINY['num_layers']} layers, N {TINY['state_size']}"
+    shape = f"B={args.batch}, T={args.length}, {sizes}"
     with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
         reference = hf_reference(Path(tmp))
         if reference is not None:
