@@ -24,7 +24,9 @@ def _view(tmp_path, values, table=()):
         run = "state_soup-1/main"
         store.create_run(run, parent="state_soup-1", arm="main", study="state_soup", preset="t",
                          config=cfg.to_dict(config), seed=0, versions={})
-        store.log_scalars(run, [(300, name, v) for name, v in values.items()])
+        # retrieval is logged at step = query length; claim S3 judges 8-token queries
+        store.log_scalars(run, [(8 if name == "retrieval_top1" else 300, name, v) for name, v in values.items()])
+        store.log_scalars(run, [(16, "retrieval_top1", 1.0)])
         store.log_table(run, "interpolation", list(table))
         store.set_status(run, "finished")
     return RunView(store, store.get_run("state_soup-1"), StateSoupConfig)
@@ -80,9 +82,10 @@ def test_smoke_preset_runs_end_to_end(tmp_path, monkeypatch, capsys):
         # an untrained-ish model on 64 tokens: every NLL near log 64 = 4.16; top-1 is a fraction
         for key in ("nll_zero", "nll_a", "nll_b", "nll_concat", "nll_soup_mean", "nll_soup_sum"):
             assert 3.0 < final[key] < 5.5, key
-        assert 0.0 <= final["retrieval_top1"] <= 1.0
-        assert {c["name"] for c in summary["claims"]} == {"S1", "S2", "S3"}
         store = RunStore(tmp_path / "runs" / "repdyn.db")
+        top1 = store.series(summary["run_id"] + "/main", "retrieval_top1")
+        assert top1.steps.tolist() == [1, 2, 4, 8, 16] and ((0 <= top1.values) & (top1.values <= 1)).all()
+        assert {c["name"] for c in summary["claims"]} == {"S1", "S2", "S3"}
         rows = store.table(summary["run_id"] + "/main", "interpolation")
         assert [r["weight_a"] for r in rows] == [0.0, 0.5, 1.0]
 
