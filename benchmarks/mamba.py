@@ -47,9 +47,14 @@ def hf_reference(folder: Path):
     except ImportError:
         return None
     config = transformers.MambaConfig(
-        vocab_size=TINY["vocab_size"], hidden_size=TINY["width"], state_size=TINY["state_size"],
-        num_hidden_layers=TINY["num_layers"], expand=TINY["expand"], conv_kernel=TINY["conv_width"],
-        use_mambapy=False, use_associative_scan=False,
+        vocab_size=TINY["vocab_size"],
+        hidden_size=TINY["width"],
+        state_size=TINY["state_size"],
+        num_hidden_layers=TINY["num_layers"],
+        expand=TINY["expand"],
+        conv_kernel=TINY["conv_width"],
+        use_mambapy=False,
+        use_associative_scan=False,
     )
     torch.manual_seed(0)
     model = transformers.MambaForCausalLM(config).eval()

@@ -18,17 +18,28 @@ def _view(tmp_path, bpb):
     """bpb: {(mode, set): {context: value}} for a finished main arm; None for no arm."""
     config = DynamicEvalStudyConfig()
     store = RunStore(tmp_path / "s.db")
-    store.create_run("dynamic_eval-1", study="dynamic_eval", preset="t", config=cfg.to_dict(config), seed=0,
-                     versions={})
+    store.create_run(
+        "dynamic_eval-1", study="dynamic_eval", preset="t", config=cfg.to_dict(config), seed=0, versions={}
+    )
     if bpb is not None:
         run = "dynamic_eval-1/main"
-        store.create_run(run, parent="dynamic_eval-1", arm="main", study="dynamic_eval", preset="t",
-                         config=cfg.to_dict(config), seed=0, versions={})
+        store.create_run(
+            run,
+            parent="dynamic_eval-1",
+            arm="main",
+            study="dynamic_eval",
+            preset="t",
+            config=cfg.to_dict(config),
+            seed=0,
+            versions={},
+        )
         rows = []
         for (mode, name), points in bpb.items():
             for context_len, value in points.items():
-                rows += [(context_len, f"{mode}_{name}_bpb", value),
-                         (context_len, f"{mode}_{name}_flops", (3.0 if mode == "dynamic" else 1.0) * 1e6)]
+                rows += [
+                    (context_len, f"{mode}_{name}_bpb", value),
+                    (context_len, f"{mode}_{name}_flops", (3.0 if mode == "dynamic" else 1.0) * 1e6),
+                ]
         store.log_scalars(run, rows)
         store.set_status(run, "finished")
     return RunView(store, store.get_run("dynamic_eval-1"), DynamicEvalStudyConfig)
@@ -81,8 +92,9 @@ SMOKE = ["run", "dynamic_eval", "--preset", "smoke", "--quiet", "--json", "--no-
 
 def test_smoke_preset_runs_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("REPDYN_STORE", str(tmp_path / "runs" / "repdyn.db"))
-    code, summary = _run([*SMOKE, "--set", "adapt.optimizer=rms", "--set", "adapt.lr=1e-3",
-                            "--set", "adapt.decay=0.01"], capsys)
+    code, summary = _run(
+        [*SMOKE, "--set", "adapt.optimizer=rms", "--set", "adapt.lr=1e-3", "--set", "adapt.decay=0.01"], capsys
+    )
     assert code == 0 and summary["status"] == "finished"
     store = RunStore(tmp_path / "runs" / "repdyn.db")
     series = store.all_series(summary["run_id"] + "/main")

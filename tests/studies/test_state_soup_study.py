@@ -22,8 +22,16 @@ def _view(tmp_path, values, table=()):
     store.create_run("state_soup-1", study="state_soup", preset="t", config=cfg.to_dict(config), seed=0, versions={})
     if values is not None:
         run = "state_soup-1/main"
-        store.create_run(run, parent="state_soup-1", arm="main", study="state_soup", preset="t",
-                         config=cfg.to_dict(config), seed=0, versions={})
+        store.create_run(
+            run,
+            parent="state_soup-1",
+            arm="main",
+            study="state_soup",
+            preset="t",
+            config=cfg.to_dict(config),
+            seed=0,
+            versions={},
+        )
         # retrieval is logged at step = query length; claim S3 judges 8-token queries
         store.log_scalars(run, [(8 if name == "retrieval_top1" else 300, name, v) for name, v in values.items()])
         store.log_scalars(run, [(16, "retrieval_top1", 1.0)])
@@ -33,8 +41,15 @@ def _view(tmp_path, values, table=()):
 
 
 def _nll(soup, a, b, concat, top1=0.95):
-    return {"nll_soup_mean": soup, "nll_a": a, "nll_b": b, "nll_concat": concat, "nll_zero": 4.1,
-            "nll_soup_sum": soup + 0.1, "retrieval_top1": top1}
+    return {
+        "nll_soup_mean": soup,
+        "nll_a": a,
+        "nll_b": b,
+        "nll_concat": concat,
+        "nll_zero": 4.1,
+        "nll_soup_sum": soup + 0.1,
+        "retrieval_top1": top1,
+    }
 
 
 def test_claims_compare_the_soup_with_single_states_concat_and_retrieval(tmp_path):
@@ -75,8 +90,20 @@ def _run(argv, capsys):
 def test_smoke_preset_runs_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("REPDYN_STORE", str(tmp_path / "runs" / "repdyn.db"))
     for arch in ("hawk", "mamba"):
-        code, summary = _run(["run", "state_soup", "--preset", "smoke", "--set", f"model.arch={arch}", "--quiet",
-                              "--json", "--no-report"], capsys)
+        code, summary = _run(
+            [
+                "run",
+                "state_soup",
+                "--preset",
+                "smoke",
+                "--set",
+                f"model.arch={arch}",
+                "--quiet",
+                "--json",
+                "--no-report",
+            ],
+            capsys,
+        )
         assert code == 0 and summary["status"] == "finished"
         final = summary["final"]
         # an untrained-ish model on 64 tokens: every NLL near log 64 = 4.16; top-1 is a fraction
@@ -92,8 +119,19 @@ def test_smoke_preset_runs_end_to_end(tmp_path, monkeypatch, capsys):
 
 def test_an_interrupted_run_resumes_to_the_same_results(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("REPDYN_STORE", str(tmp_path / "runs" / "repdyn.db"))
-    argv = ["run", "state_soup", "--preset", "smoke", "--set", "train.steps=8", "--set", "checkpoint_every=2",
-            "--quiet", "--json", "--no-report"]
+    argv = [
+        "run",
+        "state_soup",
+        "--preset",
+        "smoke",
+        "--set",
+        "train.steps=8",
+        "--set",
+        "checkpoint_every=2",
+        "--quiet",
+        "--json",
+        "--no-report",
+    ]
     original, calls = state_soup.train_step, []
 
     def stop_after_five(*args, **kwargs):  # a stop signal arrives during the fifth update

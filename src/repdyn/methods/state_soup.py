@@ -96,8 +96,14 @@ def layer_vectors(state: State, parts: Parts = "all") -> list[Tensor]:
     if parts not in ("recurrent", "all"):
         raise UserError(f"parts {parts!r}: expected 'recurrent' or 'all'")
     return [
-        torch.cat([t.reshape(t.shape[0], -1).float() for name, t in _block_tensors(block).items()
-                   if parts == "all" or name in RECURRENT_FIELDS], dim=1)
+        torch.cat(
+            [
+                t.reshape(t.shape[0], -1).float()
+                for name, t in _block_tensors(block).items()
+                if parts == "all" or name in RECURRENT_FIELDS
+            ],
+            dim=1,
+        )
         for block in state.blocks
     ]
 

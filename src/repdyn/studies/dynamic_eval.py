@@ -296,12 +296,24 @@ def claim_d3(run: RunView) -> Verdict:
 
 
 CLAIMS = (
-    Claim("D1", "dynamic evaluation lowers shifted-text bits/byte by >= 10%", claim_d1,
-          "dynamic_eval.md §1 (most of all under shift), §7 check 1"),
-    Claim("D2", "dynamic evaluation gains more on shifted than on in-distribution text", claim_d2,
-          "dynamic_eval.md §1, §7 check 2"),
-    Claim("D3", "dynamic evaluation at a short context beats static evaluation at 4x the context", claim_d3,
-          "dynamic_eval.md §1 (memory in weights substitutes for context), §7 check 3"),
+    Claim(
+        "D1",
+        "dynamic evaluation lowers shifted-text bits/byte by >= 10%",
+        claim_d1,
+        "dynamic_eval.md §1 (most of all under shift), §7 check 1",
+    ),
+    Claim(
+        "D2",
+        "dynamic evaluation gains more on shifted than on in-distribution text",
+        claim_d2,
+        "dynamic_eval.md §1, §7 check 2",
+    ),
+    Claim(
+        "D3",
+        "dynamic evaluation at a short context beats static evaluation at 4x the context",
+        claim_d3,
+        "dynamic_eval.md §1 (memory in weights substitutes for context), §7 check 3",
+    ),
 )
 
 

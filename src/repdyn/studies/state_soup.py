@@ -297,19 +297,30 @@ def claim_s3(run: RunView) -> Verdict:
 
 
 CLAIMS = (
-    Claim("S1", "the soup state beats each single state on two-skill text by >= 0.25 nats", claim_s1,
-          "state_soup.md §1 (abstract), §4 soup gain"),
-    Claim("S2", "the soup state comes within 0.10 nats of processing both prompts in sequence", claim_s2,
-          "state_soup.md §4 near-concat"),
-    Claim("S3", "retrieval from short queries among 32 stored states: top-1 >= 90%", claim_s3,
-          "state_soup.md §1 (stored and retrieved), §4 retrieval"),
+    Claim(
+        "S1",
+        "the soup state beats each single state on two-skill text by >= 0.25 nats",
+        claim_s1,
+        "state_soup.md §1 (abstract), §4 soup gain",
+    ),
+    Claim(
+        "S2",
+        "the soup state comes within 0.10 nats of processing both prompts in sequence",
+        claim_s2,
+        "state_soup.md §4 near-concat",
+    ),
+    Claim(
+        "S3",
+        "retrieval from short queries among 32 stored states: top-1 >= 90%",
+        claim_s3,
+        "state_soup.md §1 (stored and retrieved), §4 retrieval",
+    ),
 )
 
 
 # ---- figures ------------------------------------------------------------------------------------
 
-LABELS = {"zero": "empty", "a": "A", "b": "B", "concat": "A then B", "soup_mean": "soup mean",
-          "soup_sum": "soup sum"}
+LABELS = {"zero": "empty", "a": "A", "b": "B", "concat": "A then B", "soup_mean": "soup mean", "soup_sum": "soup sum"}
 
 
 def figures(run: RunView) -> list[Figure]:
@@ -328,14 +339,22 @@ def figures(run: RunView) -> list[Figure]:
         w = [r["weight_a"] for r in rows]
         for key, label in (("nll_mixed", "A+B text"), ("nll_a", "A text"), ("nll_b", "B text")):
             ax_curve.plot(w, [r[key] for r in rows], "o-", label=label)
-        ax_curve.set(xlabel="weight of state A (1 - weight on B)", ylabel="NLL (nats/token)",
-                     title="interpolation w A + (1 - w) B")
+        ax_curve.set(
+            xlabel="weight of state A (1 - weight on B)",
+            ylabel="NLL (nats/token)",
+            title="interpolation w A + (1 - w) B",
+        )
         ax_curve.legend(fontsize=8)
     top1 = arm.series("retrieval_top1")
     ax_retrieval.plot(top1.steps, 100 * top1.values, "o-")
     ax_retrieval.axhline(100 * S3_TOP1, color="grey", linestyle=":")
-    ax_retrieval.set(xscale="log", xlabel="query tokens", ylabel="top-1 (%)", ylim=(0, 101),
-                     title=f"retrieval among {arm.config.eval.stored} states")
+    ax_retrieval.set(
+        xscale="log",
+        xlabel="query tokens",
+        ylabel="top-1 (%)",
+        ylim=(0, 101),
+        title=f"retrieval among {arm.config.eval.stored} states",
+    )
     loss = arm.series("train_loss")
     ax_train.plot(loss.steps, loss.values)
     ax_train.set(xlabel="step", ylabel="train loss (nats/token)", title="training")
