@@ -77,10 +77,11 @@ class EvalConfig:
     """The soup, retrieval and interpolation measurements on fresh skills (state_soup.md §4)."""
 
     pairs: int = param(64, min=1, help="skill pairs (A, B) scored")
-    prompt_len: int = param(32, min=1, help="tokens of each prompt whose state is stored")
+    prompt_len: int = param(32, min=1, help="tokens of the prompts A and B whose states are mixed")
     continuation_len: int = param(16, min=2, help="tokens of the mixed A+B continuation scored")
     stored: int = param(32, min=2, help="skills stored for retrieval")
-    queries_per_skill: int = param(4, min=1, help="retrieval queries per stored skill")
+    stored_len: int = param(64, min=1, help="tokens of the prompt whose state is stored for retrieval")
+    queries_per_skill: int = param(8, min=1, help="retrieval queries per stored skill")
     # state_soup.md §4 suggests 4-token queries; at this budget they reach 50-90% top-1 (docs page), so
     # S3 judges 8-token queries, a quarter of a stored prompt; every length in query_lens is reported
     query_len: int = param(8, min=1, help="tokens of the retrieval queries claim S3 judges")
@@ -192,11 +193,11 @@ def measure_retrieval(
 ) -> dict[int, float]:
     """Top-1 accuracy of finding a skill's stored state from the state after a short query, per query length.
 
-    `e.stored` skills each store the state after a `prompt_len`-token prompt; every query is fresh text
+    `e.stored` skills each store the state after a `stored_len`-token prompt; every query is fresh text
     of one of them, and it retrieves the stored state of highest cosine similarity (`StateStore.nearest`).
     """
     skills = tasks.supports(e.stored, generator)
-    stored = capture_state(model, tasks.text(skills, e.prompt_len, generator))
+    stored = capture_state(model, tasks.text(skills, e.stored_len, generator))
     store = StateStore()
     for i in range(e.stored):
         store.add(f"skill{i}", stored.index_batch(torch.tensor([i])), skill=i)
@@ -290,7 +291,7 @@ def claim_s3(run: RunView) -> Verdict:
     ok = bool(top1 >= S3_TOP1)
     summary = (
         f"top-1 {100 * top1:.1f}% over {e.stored * e.queries_per_skill} queries of {e.query_len} tokens "
-        f"among {e.stored} stored {e.prompt_len}-token states (needs >= {100 * S3_TOP1:.0f}%, chance "
+        f"among {e.stored} stored {e.stored_len}-token states (needs >= {100 * S3_TOP1:.0f}%, chance "
         f"{100 / e.stored:.1f}%)"
     )
     return Verdict(ok, summary, {"top1": top1}, figures=())
@@ -391,6 +392,7 @@ STUDY = Study(
             "eval.prompt_len": 8,
             "eval.continuation_len": 4,
             "eval.stored": 4,
+            "eval.stored_len": 8,
             "eval.queries_per_skill": 2,
             "eval.weights": 3,
             "checkpoint_every": 0,
