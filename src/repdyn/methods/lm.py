@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -178,10 +179,13 @@ def generate(
     top_k: int | None = None,
     top_p: float | None = None,
     seed: int = 0,
+    cache: Any = None,
 ) -> Iterator[str]:
     """Stream the continuation of `prompt` as text pieces, decoding token by token from the cache.
 
-    The same seed gives the same text. Text is withheld while it ends inside a multi-byte character.
+    `cache` starts from a given state (e.g. a stored or mixed one, see `methods.state_soup`); the
+    prompt is processed after it. The same seed gives the same text. Text is withheld while it ends
+    inside a multi-byte character.
     """
     _check_sampling(max_new_tokens, temperature, top_k, top_p)
     prompt_ids = tokenizer.encode(prompt)
@@ -190,7 +194,7 @@ def generate(
     model.eval()
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
-    logits, cache = model(torch.tensor([prompt_ids], device=device))
+    logits, cache = model(torch.tensor([prompt_ids], device=device), cache=cache)
     base = tokenizer.decode(prompt_ids)
     new_ids: list[int] = []
     emitted = ""

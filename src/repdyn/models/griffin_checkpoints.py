@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
@@ -22,6 +22,7 @@ from repdyn.models.griffin import Griffin, GriffinConfig
 RECURRENTGEMMA_WINDOW = 2048  # griffin.md §1.7
 RECURRENTGEMMA_SOFT_CAP = 30.0  # griffin.md §1.6
 FORMAT = "repdyn.griffin"
+ModelT = TypeVar("ModelT", bound=torch.nn.Module)
 
 
 def _get(state: dict[str, Tensor], key: str, source: str) -> Tensor:
@@ -84,7 +85,7 @@ def infer_config(
         raise CheckpointError(f"{source}: inconsistent sizes ({exc})") from exc
 
 
-def load_state_exact(model: Griffin, state: dict[str, Tensor], source: str) -> Griffin:
+def load_state_exact(model: ModelT, state: dict[str, Tensor], source: str) -> ModelT:
     """Copy `state` into `model`, refusing missing, unexpected or mis-shaped tensors."""
     expected = model.state_dict()
     for key, tensor in state.items():
