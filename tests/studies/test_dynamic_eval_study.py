@@ -8,7 +8,7 @@ from repdyn.bench import config as cfg
 from repdyn.bench import context
 from repdyn.bench.errors import ConfigError
 from repdyn.bench.store import RunStore
-from repdyn.bench.view import RunView
+from repdyn.bench.view import recorded_view
 from repdyn.cli import main
 from repdyn.studies import dynamic_eval
 from repdyn.studies.dynamic_eval import STUDY, DynamicEvalStudyConfig, claim_d1, claim_d2, claim_d3
@@ -17,32 +17,15 @@ from repdyn.studies.dynamic_eval import STUDY, DynamicEvalStudyConfig, claim_d1,
 def _view(tmp_path, bpb):
     """bpb: {(mode, set): {context: value}} for a finished main arm; None for no arm."""
     config = DynamicEvalStudyConfig()
-    store = RunStore(tmp_path / "s.db")
-    store.create_run(
-        "dynamic_eval-1", study="dynamic_eval", preset="t", config=cfg.to_dict(config), seed=0, versions={}
-    )
-    if bpb is not None:
-        run = "dynamic_eval-1/main"
-        store.create_run(
-            run,
-            parent="dynamic_eval-1",
-            arm="main",
-            study="dynamic_eval",
-            preset="t",
-            config=cfg.to_dict(config),
-            seed=0,
-            versions={},
-        )
-        rows = []
-        for (mode, name), points in bpb.items():
-            for context_len, value in points.items():
-                rows += [
-                    (context_len, f"{mode}_{name}_bpb", value),
-                    (context_len, f"{mode}_{name}_flops", (3.0 if mode == "dynamic" else 1.0) * 1e6),
-                ]
-        store.log_scalars(run, rows)
-        store.set_status(run, "finished")
-    return RunView(store, store.get_run("dynamic_eval-1"), DynamicEvalStudyConfig)
+    rows = []
+    for (mode, name), points in (bpb or {}).items():
+        for context_len, value in points.items():
+            rows += [
+                (context_len, f"{mode}_{name}_bpb", value),
+                (context_len, f"{mode}_{name}_flops", (3.0 if mode == "dynamic" else 1.0) * 1e6),
+            ]
+    arm_rows = {"main": rows} if bpb is not None else {}
+    return recorded_view(RunStore(tmp_path / "s.db"), "dynamic_eval", config, {"main": config}, arm_rows)
 
 
 def _bpb(shift_static=(3.3, 3.2), shift_dynamic=(2.9, 2.8), val_static=(2.6, 2.5), val_dynamic=(2.5, 2.4)):

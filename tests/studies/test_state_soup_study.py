@@ -9,7 +9,7 @@ from repdyn.bench import config as cfg
 from repdyn.bench import context
 from repdyn.bench.errors import ConfigError
 from repdyn.bench.store import RunStore
-from repdyn.bench.view import RunView
+from repdyn.bench.view import recorded_view
 from repdyn.cli import main
 from repdyn.studies import state_soup
 from repdyn.studies.state_soup import STUDY, StateSoupConfig, claim_s1, claim_s2, claim_s3, training_batch
@@ -19,25 +19,15 @@ from repdyn.tasks.skills import SkillTasks
 def _view(tmp_path, values, table=()):
     config = StateSoupConfig()
     store = RunStore(tmp_path / "s.db")
-    store.create_run("state_soup-1", study="state_soup", preset="t", config=cfg.to_dict(config), seed=0, versions={})
+    rows = {}
     if values is not None:
-        run = "state_soup-1/main"
-        store.create_run(
-            run,
-            parent="state_soup-1",
-            arm="main",
-            study="state_soup",
-            preset="t",
-            config=cfg.to_dict(config),
-            seed=0,
-            versions={},
-        )
         # retrieval is logged at step = query length; claim S3 judges 8-token queries
-        store.log_scalars(run, [(8 if name == "retrieval_top1" else 300, name, v) for name, v in values.items()])
-        store.log_scalars(run, [(16, "retrieval_top1", 1.0)])
-        store.log_table(run, "interpolation", list(table))
-        store.set_status(run, "finished")
-    return RunView(store, store.get_run("state_soup-1"), StateSoupConfig)
+        rows["main"] = [(8 if name == "retrieval_top1" else 300, name, v) for name, v in values.items()]
+        rows["main"].append((16, "retrieval_top1", 1.0))
+    view = recorded_view(store, "state_soup", config, {"main": config}, rows)
+    if values is not None:
+        store.log_table("state_soup-1/main", "interpolation", list(table))
+    return view
 
 
 def _nll(soup, a, b, concat, top1=0.95):
