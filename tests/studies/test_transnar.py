@@ -22,7 +22,8 @@ def test_item_index_counts_list_items_per_line():
     index = study.item_index(torch.tensor([tok.encode(text)]), tok)[0].tolist()
     answer = text.rindex("[")
     assert index[answer:] == [0, 0, 1, 1, 1, 2, 2, 2]  # `[`, `0`, ` `, `1`, `0`, ` `, `2`, `]`
-    assert index[:5] == [0] * 5 and index[text.index("[[") + 3] == 4  # the 4th space of line 2, inside `[1 0]`
+    row = text.index("[[") + 1
+    assert index[:5] == [0] * 5 and index[row - 3:row + 6] == [2, 3, 0, 0, 0, 1, 1, 1, 1]  # `: [[1 0]]`
 
 
 def test_random_positions_are_sorted_distinct_and_in_range():
@@ -53,7 +54,10 @@ class _Echo:
     def __init__(self):
         self.model = torch.nn.Identity()
 
-    def logits(self, data, index, tokens, positions):
+    def memory(self, data, index):
+        return None
+
+    def logits(self, tokens, positions, memory):
         t = self.tokenizer
         digits = [t.encode(c)[0] for c in "0123"] + [t.encode(" ")[0], t.encode("\n")[0]]
         length = torch.arange(tokens.shape[1]).expand_as(tokens)

@@ -35,6 +35,7 @@ from repdyn.bench.study import Figure, Study
 from repdyn.bench.view import ArmView, RunView
 from repdyn.methods.nar_training import NARTrainConfig, TrainStream, build_model, preprocess
 from repdyn.models.nar import NAR, NARBatch, nb_dims_of
+from repdyn.models.nar_codec import postprocess
 from repdyn.models.transformer import Transformer, TransformerConfig
 from repdyn.models.transnar import GraphMemory, TransNAR, TransNARConfig, freeze, nar_memory
 from repdyn.tasks.clrs import Batch, Sampler, to_feedback
@@ -74,7 +75,7 @@ class TransNARStudyConfig:
     eval_sizes: tuple[int, ...] = param((8, 10, 12), help="sizes scored by greedy decoding; those above max(train_sizes) are OOD")
     eval_samples: int = param(64, min=1, help="test examples per eval size")
     lm: LMConfig = field(default_factory=LMConfig)
-    lm_steps: int = param(1500, min=1, help="phase-2 optimizer steps (both arms)")
+    lm_steps: int = param(1000, min=1, help="phase-2 optimizer steps (both arms)")
     batch_size: int = param(32, min=1)
     lr: float = param(1e-3, min=0.0, help="Adam (transnar.md §2: 1e-4 at 70M parameters)")
     grad_clip: float = param(1.0, min=0.0, help="global-norm clip (0 = off)")
@@ -139,16 +140,19 @@ def graph_batch(data: SizedSet, index: np.ndarray, algorithm: str, spec: dict) -
 
 
 def item_index(tokens: Tensor, tokenizer: CharTokenizer) -> Tensor:
-    """Which list item each token is writing: the number of spaces since the last newline [B, T].
+    """Which list item each token is writing: the number of spaces since the last `[` or newline
+    [B, T].
 
     In an answer `[0 0 2]` the `[` is 0 and each ` ` is one more, so the token that predicts item k
-    carries index k - the node it must read. Causal (a running count).
+    carries index k - the node it must read; inside a row of `A` the token of column j carries j.
+    Bounded by the graph size, so question tokens stay in the range seen in training. Causal (a
+    running count).
     """
     space = tokens == tokenizer.encode(" ")[0]
-    newline = tokens == tokenizer.encode("\n")[0]
+    reset = (tokens == tokenizer.encode("\n")[0]) | (tokens == tokenizer.encode("[")[0])
     count = space.long().cumsum(1)
-    at_line_start = torch.where(newline, count, torch.zeros_like(count)).cummax(1).values
-    return count - at_line_start
+    at_reset = torch.where(reset, count, torch.zeros_like(count)).cummax(1).values
+    return count - at_reset
 
 
 def random_positions(batch: int, length: int, max_position: int, generator: torch.Generator) -> Tensor:
@@ -188,11 +192,16 @@ class Arm:
         self.nar, self.spec = nar, spec
         self.tokenizer = CharTokenizer()
 
-    def logits(self, data: SizedSet, index: np.ndarray, tokens: Tensor, positions: Tensor) -> Tensor:
-        """Logits [B, T, V] of `tokens` (rows of examples `index` of `data`)."""
+    def memory(self, data: SizedSet, index: np.ndarray) -> GraphMemory | None:
+        """The frozen NAR's embeddings of examples `index` of `data` (None for the text arm)."""
         if self.nar is None:
+            return None
+        return nar_memory(self.nar, graph_batch(data, index, self.cfg.algorithm, self.spec))
+
+    def logits(self, tokens: Tensor, positions: Tensor, memory: GraphMemory | None) -> Tensor:
+        """Logits [B, T, V] of `tokens` (cross-attending to `memory` in the transnar arm)."""
+        if memory is None:
             return self.model(tokens, positions)
-        memory = nar_memory(self.nar, graph_batch(data, index, self.cfg.algorithm, self.spec))
         return self.model(tokens, memory, positions, item_index(tokens, self.tokenizer))
 
 
@@ -273,7 +282,7 @@ def _lm_step(arm: Arm, optimizer: torch.optim.Optimizer, trainable: list[Tensor]
     tokens, mask = tokens[:, :width], mask[:, :width]
     positions = random_positions(len(index), width, cfg.lm.max_position, generator)
     arm.model.train()
-    logits = arm.logits(data, index, tokens, positions)
+    logits = arm.logits(tokens, positions, arm.memory(data, index))
     loss = F.cross_entropy(logits[:, :-1][mask[:, 1:]], tokens[:, 1:][mask[:, 1:]])
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -302,10 +311,11 @@ def greedy_answers(arm: Arm, data: SizedSet, max_position: int, generator: torch
     done = torch.zeros(len(questions), dtype=torch.bool)
     positions = random_positions(len(questions), width, max_position, generator)
     rows = torch.arange(len(questions))
-    index = np.arange(data.size)
+    memory = arm.memory(data, np.arange(data.size))
     newline = tok.encode("\n")[0]
     for _ in range(budget):
-        logits = arm.logits(data, index, tokens, positions)[rows, cursor - 1]
+        seen = int(cursor.max())  # causal: the columns past every cursor change nothing
+        logits = arm.logits(tokens[:, :seen], positions[:, :seen], memory)[rows, cursor - 1]
         nxt = torch.where(done, tok.pad_id, logits.argmax(-1))
         tokens[rows[~done], cursor[~done]] = nxt[~done]
         ended = (nxt == tok.eos_id) | ((nxt == newline) & (tokens[rows, cursor - 1] == newline))
@@ -314,6 +324,16 @@ def greedy_answers(arm: Arm, data: SizedSet, max_position: int, generator: torch
         if bool(done.all()):
             break
     return [tok.decode(tokens[r, len(q):cursor[r]]) for r, q in enumerate(questions)]
+
+
+@torch.no_grad()
+def nar_accuracy(arm: Arm, data: SizedSet) -> float:
+    """The frozen NAR's own score on the graphs of `data`: the fraction of output elements equal to
+    the truth (for BFS, its `pi` pointers) - what the cross-attention has to read from."""
+    batch = graph_batch(data, np.arange(data.size), arm.cfg.algorithm, arm.spec)
+    out = arm.nar(batch).outputs
+    hits = [(postprocess(arm.spec[k][2], v, hard=True) == batch.outputs[k]).float().flatten() for k, v in out.items()]
+    return float(torch.cat(hits).mean())
 
 
 def _evaluate(ctx: RunContext, arm: Arm, cfg: TransNARStudyConfig, step: int, progress: dict) -> None:
@@ -327,6 +347,8 @@ def _evaluate(ctx: RunContext, arm: Arm, cfg: TransNARStudyConfig, step: int, pr
         rows.append({"size": n, "ood": n > max(cfg.train_sizes), **{k: getattr(scores, k) for k in SCORES},
                      "example": predictions[0], "target": data.answers[0]})
         values.update({f"{k}/{n}": getattr(scores, k) for k in SCORES})
+        if arm.nar is not None:
+            values[f"nar_accuracy/{n}"] = nar_accuracy(arm, data)
     if isinstance(arm.model, TransNAR):
         values.update({f"gate/{k}": v for k, v in arm.model.gates().items()})
     ctx.log(step, train_cpu_s=progress["cpu_s"], **values)
@@ -406,16 +428,25 @@ def figures(run: RunView) -> list[Figure]:
     ax = axes[3]
     for name, arm in done.items():
         s = arm.series("train_loss")
-        ax.plot(s.steps, s.values, lw=0.8, label=f"{name} LM")
+        start = arm.config.nar.train_steps if arm.config.role == "transnar" else 0
+        ax.plot(s.steps - start, _smooth(s.values), lw=0.8, label=f"{name} LM (phase 2)")
         if arm.has("nar_loss"):
             s = arm.series("nar_loss")
-            ax.plot(s.steps, s.values, lw=0.8, label="NAR (phase 1)")
-    ax.set(yscale="log", xlabel="update", title="training loss")
+            ax.plot(s.steps, _smooth(s.values), ":", lw=0.8, label="NAR (phase 1)")
+    ax.set(yscale="log", xlabel="update of the phase", title="training loss (running mean of 25)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     return [Figure("scores", "Shape, parse and CLRS scores per size",
                    "Greedy answers scored per graph size (OOD = above the training sizes) for the text-only "
                    "transformer and TransNAR; right: phase-1 NAR loss and phase-2 LM answer loss.", fig)]
+
+
+def _smooth(values: np.ndarray, width: int = 25) -> np.ndarray:
+    """Running mean over the last `width` values (fewer at the start)."""
+    total = np.concatenate([[0.0], np.cumsum(np.asarray(values, dtype=float))])
+    end = np.arange(1, len(values) + 1)
+    begin = np.maximum(end - width, 0)
+    return (total[end] - total[begin]) / (end - begin)
 
 
 STUDY = Study(
