@@ -16,14 +16,18 @@ VOCAB, D, H = 13, 16, 8
 
 def lm(positional: str = "rope", layers: int = 2) -> Transformer:
     torch.manual_seed(0)
-    return Transformer(TransformerConfig(vocab_size=VOCAB, d_model=D, num_layers=layers, num_heads=4,
-                                         mlp_dim=32, positional=positional))
+    return Transformer(
+        TransformerConfig(
+            vocab_size=VOCAB, d_model=D, num_layers=layers, num_heads=4, mlp_dim=32, positional=positional
+        )
+    )
 
 
 def memory(batch: int = 2, n: int = 5, edges: bool = True, seed: int = 1) -> GraphMemory:
     g = torch.Generator().manual_seed(seed)
-    return GraphMemory(torch.randn(batch, n, H, generator=g),
-                       torch.randn(batch, n, n, H, generator=g) if edges else None)
+    return GraphMemory(
+        torch.randn(batch, n, H, generator=g), torch.randn(batch, n, n, H, generator=g) if edges else None
+    )
 
 
 def open_gates(model: TransNAR) -> TransNAR:
@@ -63,8 +67,9 @@ def test_open_gates_let_the_graph_change_the_logits_and_padded_nodes_do_not():
     edges = torch.randn(2, 7, 7, H)
     edges[:, :5, :5] = small.edges
     mask = torch.arange(7)[None].expand(2, 7) < 5
-    torch.testing.assert_close(model(tokens, GraphMemory(nodes, edges, mask)), model(tokens, small),
-                               rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        model(tokens, GraphMemory(nodes, edges, mask)), model(tokens, small), rtol=1e-5, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("index_rope", [False, True])
@@ -100,8 +105,10 @@ def test_bad_configs_are_one_line_errors():
     with pytest.raises(ConfigError, match="graph_dim"):
         TransNARConfig(graph_dim=0)
     with pytest.raises(ConfigError, match="causal"):
-        TransNAR(Transformer(TransformerConfig(vocab_size=5, d_model=8, num_heads=2, causal=False)),
-                 TransNARConfig(graph_dim=4))
+        TransNAR(
+            Transformer(TransformerConfig(vocab_size=5, d_model=8, num_heads=2, causal=False)),
+            TransNARConfig(graph_dim=4),
+        )
 
 
 def bfs_nar_and_batch() -> tuple[NAR, NARBatch]:

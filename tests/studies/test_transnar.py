@@ -23,7 +23,7 @@ def test_item_index_counts_list_items_per_line():
     answer = text.rindex("[")
     assert index[answer:] == [0, 0, 1, 1, 1, 2, 2, 2]  # `[`, `0`, ` `, `1`, `0`, ` `, `2`, `]`
     row = text.index("[[") + 1
-    assert index[:5] == [0] * 5 and index[row - 3:row + 6] == [2, 3, 0, 0, 0, 1, 1, 1, 1]  # `: [[1 0]]`
+    assert index[:5] == [0] * 5 and index[row - 3 : row + 6] == [2, 3, 0, 0, 0, 1, 1, 1, 1]  # `: [[1 0]]`
 
 
 def test_random_positions_are_sorted_distinct_and_in_range():
@@ -42,7 +42,7 @@ def test_a_sized_set_holds_the_same_instances_as_text_and_as_graphs():
         pi = " ".join(str(int(v)) for v in data.graphs.outputs["pi"][b])
         assert data.answers[b] == f"[{pi}]\n\n"
         ids = tok.encode(data.questions[b] + data.answers[b], bos=True, eos=True)
-        assert data.tokens[b, :len(ids)].tolist() == ids
+        assert data.tokens[b, : len(ids)].tolist() == ids
         assert int(data.answer_mask[b].sum()) == len(data.answers[b]) + 1
 
 
@@ -70,8 +70,13 @@ def test_batched_greedy_decoding_equals_decoding_each_question_alone():
     arm, g = _Echo(), torch.Generator()
     together = study.greedy_answers(arm, data, 2048, g.manual_seed(0))
     for b in range(4):
-        alone = study.SizedSet(data.graphs.select(np.array([b])), data.tokens[b:b + 1],
-                               data.answer_mask[b:b + 1], data.questions[b:b + 1], data.answers[b:b + 1])
+        alone = study.SizedSet(
+            data.graphs.select(np.array([b])),
+            data.tokens[b : b + 1],
+            data.answer_mask[b : b + 1],
+            data.questions[b : b + 1],
+            data.answers[b : b + 1],
+        )
         assert study.greedy_answers(arm, alone, 2048, g.manual_seed(0)) == [together[b]]
     assert all(len(a) <= 4 * 6 + 8 for a in together) and any("\n\n" in a for a in together)
 
@@ -82,8 +87,16 @@ def _view(tmp_path, scores: dict[str, dict[str, float]]):
     store.create_run("transnar-1", study="transnar", preset="t", config=cfg.to_dict(config), seed=0, versions={})
     for arm, values in scores.items():
         arm_id = f"transnar-1/{arm}"
-        store.create_run(arm_id, parent="transnar-1", arm=arm, study="transnar", preset="t",
-                         config=cfg.to_dict(study.arms(config)[arm]), seed=0, versions={})
+        store.create_run(
+            arm_id,
+            parent="transnar-1",
+            arm=arm,
+            study="transnar",
+            preset="t",
+            config=cfg.to_dict(study.arms(config)[arm]),
+            seed=0,
+            versions={},
+        )
         store.log_scalars(arm_id, [(100, k, v) for k, v in values.items()])
         store.set_status(arm_id, "finished")
     return RunView(store, store.get_run("transnar-1"), study.TransNARStudyConfig)

@@ -76,8 +76,9 @@ class GatedCrossAttention(nn.Module):
     """Tokens attend to graph tokens; the result and a dense layer enter the stream through tanh gates
     initialised at 0 (transnar.md §1: "the cross-attention gate is initially closed")."""
 
-    def __init__(self, d_model: int, graph_width: int, num_heads: int, mlp_ratio: int,
-                 index_rope: bool, rope_base: float) -> None:
+    def __init__(
+        self, d_model: int, graph_width: int, num_heads: int, mlp_ratio: int, index_rope: bool, rope_base: float
+    ) -> None:
         super().__init__()
         if d_model % num_heads:
             raise ConfigError("num_heads", f"d_model {d_model} not divisible by {num_heads}")
@@ -91,12 +92,16 @@ class GatedCrossAttention(nn.Module):
         self.out = nn.Linear(d_model, d_model)
         self.attn_gate = nn.Parameter(torch.zeros(()))
         self.mlp_norm = nn.LayerNorm(d_model, eps=NORM_EPS)
-        self.mlp = nn.Sequential(nn.Linear(d_model, mlp_ratio * d_model), nn.GELU(approximate="tanh"),
-                                 nn.Linear(mlp_ratio * d_model, d_model))
+        self.mlp = nn.Sequential(
+            nn.Linear(d_model, mlp_ratio * d_model),
+            nn.GELU(approximate="tanh"),
+            nn.Linear(mlp_ratio * d_model, d_model),
+        )
         self.mlp_gate = nn.Parameter(torch.zeros(()))
 
-    def forward(self, x: Tensor, graph: Tensor, graph_mask: Tensor, query_index: Tensor | None,
-                graph_index: Tensor) -> Tensor:
+    def forward(
+        self, x: Tensor, graph: Tensor, graph_mask: Tensor, query_index: Tensor | None, graph_index: Tensor
+    ) -> Tensor:
         """x [B, T, d] attends to graph [B, M, w] (graph_mask [B, M] True = real token)."""
         q = self.query(self.norm(x)).unflatten(-1, (self.num_heads, -1))  # [B, T, H, dh]
         k = self.key(graph).unflatten(-1, (self.num_heads, -1))  # [B, M, H, dh]
@@ -133,16 +138,20 @@ class TransNAR(nn.Module):
         self.kind = nn.Embedding(2, width)
         self.after = [i for i in range(lm.config.num_layers) if (i + 1) % config.cross_every == 0]
         self.cross = nn.ModuleList(
-            GatedCrossAttention(d, width, config.num_heads, config.mlp_ratio, config.index_rope,
-                                config.rope_base) for _ in self.after)
+            GatedCrossAttention(d, width, config.num_heads, config.mlp_ratio, config.index_rope, config.rope_base)
+            for _ in self.after
+        )
 
     def graph_tokens(self, memory: GraphMemory) -> tuple[Tensor, Tensor, Tensor]:
         """Graph tokens [B, M, d] (n nodes, then n*n edges if used), their mask [B, M] and their
         indices [B, M] (node i, edge (i, j) -> i: the row a pointer of node i is read from)."""
         nodes = memory.nodes.to(self.lm.dtype)
         b, n, _ = nodes.shape
-        mask = memory.node_mask if memory.node_mask is not None else torch.ones(
-            b, n, dtype=torch.bool, device=nodes.device)
+        mask = (
+            memory.node_mask
+            if memory.node_mask is not None
+            else torch.ones(b, n, dtype=torch.bool, device=nodes.device)
+        )
         index = torch.arange(n, device=nodes.device).expand(b, n)
         tokens = [self.node_proj(nodes) + self.kind.weight[NODE]]
         masks, indices = [mask], [index]
@@ -155,13 +164,15 @@ class TransNAR(nn.Module):
             indices.append(index[:, :, None].expand(b, n, n).flatten(1))
         return torch.cat(tokens, 1), torch.cat(masks, 1), torch.cat(indices, 1)
 
-    def forward(self, tokens: Tensor, memory: GraphMemory, positions: Tensor | None = None,
-                query_index: Tensor | None = None) -> Tensor:
+    def forward(
+        self, tokens: Tensor, memory: GraphMemory, positions: Tensor | None = None, query_index: Tensor | None = None
+    ) -> Tensor:
         """Logits [B, T, vocab] for every position."""
         return self.run(tokens, memory, positions, query_index).logits
 
-    def run(self, tokens: Tensor, memory: GraphMemory, positions: Tensor | None = None,
-            query_index: Tensor | None = None) -> TransformerOutput:
+    def run(
+        self, tokens: Tensor, memory: GraphMemory, positions: Tensor | None = None, query_index: Tensor | None = None
+    ) -> TransformerOutput:
         """The LM's forward pass with the gated cross-attention layers in between its blocks."""
         lm = self.lm
         batch, length = tokens.shape

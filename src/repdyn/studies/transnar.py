@@ -58,10 +58,14 @@ class LMConfig:
     num_layers: int = param(2, min=1)
     num_heads: int = param(4, min=1)
     mlp_dim: int = param(256, min=8)
-    max_position: int = param(1024, min=16, help="randomised positions are drawn from [0, max_position) (transnar.md §2)")
+    max_position: int = param(
+        1024, min=16, help="randomised positions are drawn from [0, max_position) (transnar.md §2)"
+    )
     cross_every: int = param(1, min=1, help="a gated cross-attention layer after every k-th block (transnar arm)")
     cross_heads: int = param(4, min=1)
-    index_rope: bool = param(True, help="cross-attention rotates queries by the token's list-item index and keys by node index")
+    index_rope: bool = param(
+        True, help="cross-attention rotates queries by the token's list-item index and keys by node index"
+    )
     use_edges: bool = param(True, help="edge embeddings join the node embeddings as keys and values")
 
 
@@ -70,9 +74,15 @@ class TransNARStudyConfig:
     """Data, the two phases and the evaluation of the text-only vs TransNAR comparison."""
 
     algorithm: str = param("bfs", choices=ALGORITHMS, help="CLRS-Text graph algorithm with a node-pointer answer")
-    train_sizes: tuple[int, ...] = param((4, 5, 6, 7, 8), help="graph sizes n of the LM's training text (transnar.md §6)")
-    train_samples: int = param(5000, min=1, help="training examples, split evenly over train_sizes (transnar.md §6: about 5k)")
-    eval_sizes: tuple[int, ...] = param((8, 10, 12), help="sizes scored by greedy decoding; those above max(train_sizes) are OOD")
+    train_sizes: tuple[int, ...] = param(
+        (4, 5, 6, 7, 8), help="graph sizes n of the LM's training text (transnar.md §6)"
+    )
+    train_samples: int = param(
+        5000, min=1, help="training examples, split evenly over train_sizes (transnar.md §6: about 5k)"
+    )
+    eval_sizes: tuple[int, ...] = param(
+        (8, 10, 12), help="sizes scored by greedy decoding; those above max(train_sizes) are OOD"
+    )
     eval_samples: int = param(64, min=1, help="test examples per eval size")
     lm: LMConfig = field(default_factory=LMConfig)
     lm_steps: int = param(1000, min=1, help="phase-2 optimizer steps (both arms)")
@@ -129,8 +139,7 @@ def make_set(algorithm: str, n: int, count: int, seed: int) -> SizedSet:
     graphs = Sampler(algorithm, -1, n, seed=seed, track_max_steps=False, truncate_decimals=3).next(count)
     pairs = [format_example(algorithm, graphs.trajectory(b)) for b in range(graphs.size)]
     encoded = CharTokenizer().batch(pairs)
-    return SizedSet(graphs, encoded["tokens"], encoded["answer_mask"], [q for q, _ in pairs],
-                    [a for _, a in pairs])
+    return SizedSet(graphs, encoded["tokens"], encoded["answer_mask"], [q for q, _ in pairs], [a for _, a in pairs])
 
 
 def graph_batch(data: SizedSet, index: np.ndarray, algorithm: str, spec: dict) -> NARBatch:
@@ -169,17 +178,32 @@ def build_lm(cfg: TransNARStudyConfig, seed: int) -> Transformer:
     """The char-level decoder both arms start from (identical weights for the same seed)."""
     torch.manual_seed(seed)
     lm = cfg.lm
-    return Transformer(TransformerConfig(
-        vocab_size=CharTokenizer().vocab_size, d_model=lm.d_model, num_layers=lm.num_layers,
-        num_heads=lm.num_heads, mlp_dim=lm.mlp_dim, positional="rope", causal=True))
+    return Transformer(
+        TransformerConfig(
+            vocab_size=CharTokenizer().vocab_size,
+            d_model=lm.d_model,
+            num_layers=lm.num_layers,
+            num_heads=lm.num_heads,
+            mlp_dim=lm.mlp_dim,
+            positional="rope",
+            causal=True,
+        )
+    )
 
 
 def build_transnar(cfg: TransNARStudyConfig, lm: Transformer) -> TransNAR:
     """The LM plus gated cross-attention (initialised after the LM, so the LM's weights match `text`)."""
     edge_dim = cfg.nar.hidden if cfg.lm.use_edges and cfg.nar.processor == "triplet_gmpnn" else 0
-    return TransNAR(lm, TransNARConfig(graph_dim=cfg.nar.hidden, edge_dim=edge_dim,
-                                       cross_every=cfg.lm.cross_every, num_heads=cfg.lm.cross_heads,
-                                       index_rope=cfg.lm.index_rope))
+    return TransNAR(
+        lm,
+        TransNARConfig(
+            graph_dim=cfg.nar.hidden,
+            edge_dim=edge_dim,
+            cross_every=cfg.lm.cross_every,
+            num_heads=cfg.lm.cross_heads,
+            index_rope=cfg.lm.index_rope,
+        ),
+    )
 
 
 class Arm:
@@ -215,8 +239,10 @@ def train(ctx: RunContext) -> None:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     nar_steps = cfg.nar.train_steps if cfg.role == "transnar" else 0
-    train_sets = [make_set(cfg.algorithm, n, count, seed=ctx.seed * 1000 + n)
-                  for n, count in zip(cfg.train_sizes, _split(cfg.train_samples, len(cfg.train_sizes)), strict=True)]
+    train_sets = [
+        make_set(cfg.algorithm, n, count, seed=ctx.seed * 1000 + n)
+        for n, count in zip(cfg.train_sizes, _split(cfg.train_samples, len(cfg.train_sizes)), strict=True)
+    ]
     nar, stream, nar_optimizer = None, None, None
     if cfg.role == "transnar":
         stream = TrainStream(cfg.algorithm, ctx.seed, cfg.nar.batch_size)
@@ -228,8 +254,7 @@ def train(ctx: RunContext) -> None:
     optimizer = torch.optim.Adam(trainable, lr=cfg.lr)
     generator = torch.Generator().manual_seed(ctx.seed)
     progress: dict[str, Any] = {"cpu_s": 0.0}
-    state: dict[str, Any] = {"model": arm.model, "optimizer": optimizer, "generator": generator,
-                             "progress": progress}
+    state: dict[str, Any] = {"model": arm.model, "optimizer": optimizer, "generator": generator, "progress": progress}
     if nar is not None:
         state.update(nar=nar, nar_optimizer=nar_optimizer)
     start = ctx.restore(state)
@@ -258,8 +283,9 @@ def _split(total: int, parts: int) -> list[int]:
     return [total // parts + (i < total % parts) for i in range(parts)]
 
 
-def _nar_step(nar: NAR, optimizer: torch.optim.Optimizer, stream: TrainStream, cfg: NARTrainConfig,
-              generator: torch.Generator) -> float:
+def _nar_step(
+    nar: NAR, optimizer: torch.optim.Optimizer, stream: TrainStream, cfg: NARTrainConfig, generator: torch.Generator
+) -> float:
     """Phase 1: one step of CLRS's recipe on the NAR."""
     batch = NARBatch.from_feedback(next(stream), nar.spec)
     nar.train()
@@ -272,8 +298,14 @@ def _nar_step(nar: NAR, optimizer: torch.optim.Optimizer, stream: TrainStream, c
     return loss.item()
 
 
-def _lm_step(arm: Arm, optimizer: torch.optim.Optimizer, trainable: list[Tensor], train_sets: list[SizedSet],
-             cfg: TransNARStudyConfig, generator: torch.Generator) -> float:
+def _lm_step(
+    arm: Arm,
+    optimizer: torch.optim.Optimizer,
+    trainable: list[Tensor],
+    train_sets: list[SizedSet],
+    cfg: TransNARStudyConfig,
+    generator: torch.Generator,
+) -> float:
     """Phase 2: next-token prediction on the answer tokens of one batch of one size."""
     data = train_sets[int(torch.randint(len(train_sets), (), generator=generator))]
     index = torch.randint(data.size, (cfg.batch_size,), generator=generator).numpy()
@@ -306,7 +338,7 @@ def greedy_answers(arm: Arm, data: SizedSet, max_position: int, generator: torch
     width = max(len(q) for q in questions) + budget
     tokens = torch.full((len(questions), width), tok.pad_id, dtype=torch.int64)
     for row, q in enumerate(questions):
-        tokens[row, :len(q)] = torch.tensor(q)
+        tokens[row, : len(q)] = torch.tensor(q)
     cursor = torch.tensor([len(q) for q in questions])
     done = torch.zeros(len(questions), dtype=torch.bool)
     positions = random_positions(len(questions), width, max_position, generator)
@@ -323,7 +355,7 @@ def greedy_answers(arm: Arm, data: SizedSet, max_position: int, generator: torch
         done |= ended
         if bool(done.all()):
             break
-    return [tok.decode(tokens[r, len(q):cursor[r]]) for r, q in enumerate(questions)]
+    return [tok.decode(tokens[r, len(q) : cursor[r]]) for r, q in enumerate(questions)]
 
 
 @torch.no_grad()
@@ -344,8 +376,15 @@ def _evaluate(ctx: RunContext, arm: Arm, cfg: TransNARStudyConfig, step: int, pr
         data = make_set(cfg.algorithm, n, cfg.eval_samples, seed=100_000 + 1000 * ctx.seed + n)
         predictions = greedy_answers(arm, data, cfg.lm.max_position, generator)
         scores = score_answers(cfg.algorithm, predictions, data.answers)
-        rows.append({"size": n, "ood": n > max(cfg.train_sizes), **{k: getattr(scores, k) for k in SCORES},
-                     "example": predictions[0], "target": data.answers[0]})
+        rows.append(
+            {
+                "size": n,
+                "ood": n > max(cfg.train_sizes),
+                **{k: getattr(scores, k) for k in SCORES},
+                "example": predictions[0],
+                "target": data.answers[0],
+            }
+        )
         values.update({f"{k}/{n}": getattr(scores, k) for k in SCORES})
         if arm.nar is not None:
             values[f"nar_accuracy/{n}"] = nar_accuracy(arm, data)
@@ -378,12 +417,16 @@ def claim_ood_gain(run: RunView) -> Verdict:
     ours = 100 * float(np.mean([_score(hybrid, "clrs", n) for n in sizes]))
     base = 100 * float(np.mean([_score(text, "clrs", n) for n in sizes]))
     gap = ours - base
-    per_size = ", ".join(f"n={n}: {100 * _score(hybrid, 'clrs', n):.1f} vs {100 * _score(text, 'clrs', n):.1f}"
-                         for n in sizes)
-    summary = (f"OOD CLRS score TransNAR {ours:.1f} vs text-only {base:.1f} (gain {gap:+.1f} points, "
-               f"needs >= {OOD_GAIN_POINTS:.0f}); {per_size}")
-    return Verdict(bool(gap >= OOD_GAIN_POINTS), summary, {"transnar": ours, "text": base, "gain": gap},
-                   figures=("scores",))
+    per_size = ", ".join(
+        f"n={n}: {100 * _score(hybrid, 'clrs', n):.1f} vs {100 * _score(text, 'clrs', n):.1f}" for n in sizes
+    )
+    summary = (
+        f"OOD CLRS score TransNAR {ours:.1f} vs text-only {base:.1f} (gain {gap:+.1f} points, "
+        f"needs >= {OOD_GAIN_POINTS:.0f}); {per_size}"
+    )
+    return Verdict(
+        bool(gap >= OOD_GAIN_POINTS), summary, {"transnar": ours, "text": base, "gain": gap}, figures=("scores",)
+    )
 
 
 def claim_ood_shape(run: RunView) -> Verdict:
@@ -396,12 +439,18 @@ def claim_ood_shape(run: RunView) -> Verdict:
         return not_run("no eval size above the training sizes")
     shapes = {n: _score(hybrid, "shape", n) for n in sizes}
     text = run.arm("text")
-    base = "" if text is None else "; text-only " + ", ".join(
-        f"n={n}: {_score(text, 'shape', n):.2f}" for n in sizes)
-    summary = ("TransNAR shape score " + ", ".join(f"n={n}: {v:.2f}" for n, v in shapes.items())
-               + f" (needs >= {OOD_SHAPE_MIN} at each OOD size){base}")
-    return Verdict(bool(min(shapes.values()) >= OOD_SHAPE_MIN), summary,
-                   {f"shape/{n}": v for n, v in shapes.items()}, figures=("scores",))
+    base = "" if text is None else "; text-only " + ", ".join(f"n={n}: {_score(text, 'shape', n):.2f}" for n in sizes)
+    summary = (
+        "TransNAR shape score "
+        + ", ".join(f"n={n}: {v:.2f}" for n, v in shapes.items())
+        + f" (needs >= {OOD_SHAPE_MIN} at each OOD size){base}"
+    )
+    return Verdict(
+        bool(min(shapes.values()) >= OOD_SHAPE_MIN),
+        summary,
+        {f"shape/{n}": v for n, v in shapes.items()},
+        figures=("scores",),
+    )
 
 
 CLAIMS = (
@@ -421,8 +470,11 @@ def figures(run: RunView) -> list[Figure]:
             sizes = list(arm.config.eval_sizes)
             x = np.arange(len(sizes)) + 0.4 * offset - 0.2
             ax.bar(x, [_score(arm, kind, n) for n in sizes], width=0.4, label=name)
-            ax.set_xticks(np.arange(len(sizes)), [f"n={n}" + (" (OOD)" if n > max(arm.config.train_sizes) else "")
-                                                  for n in sizes], fontsize=7)
+            ax.set_xticks(
+                np.arange(len(sizes)),
+                [f"n={n}" + (" (OOD)" if n > max(arm.config.train_sizes) else "") for n in sizes],
+                fontsize=7,
+            )
         ax.set(ylim=(0, 1.05), title=f"{kind} score")
         ax.legend(fontsize=7)
     ax = axes[3]
@@ -436,9 +488,15 @@ def figures(run: RunView) -> list[Figure]:
     ax.set(yscale="log", xlabel="update of the phase", title="training loss (running mean of 25)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return [Figure("scores", "Shape, parse and CLRS scores per size",
-                   "Greedy answers scored per graph size (OOD = above the training sizes) for the text-only "
-                   "transformer and TransNAR; right: phase-1 NAR loss and phase-2 LM answer loss.", fig)]
+    return [
+        Figure(
+            "scores",
+            "Shape, parse and CLRS scores per size",
+            "Greedy answers scored per graph size (OOD = above the training sizes) for the text-only "
+            "transformer and TransNAR; right: phase-1 NAR loss and phase-2 LM answer loss.",
+            fig,
+        )
+    ]
 
 
 def _smooth(values: np.ndarray, width: int = 25) -> np.ndarray:
@@ -457,9 +515,21 @@ STUDY = Study(
     config=TransNARStudyConfig,
     train=train,
     presets={
-        "smoke": {"train_samples": 64, "eval_samples": 4, "eval_sizes": (5, 6), "train_sizes": (4, 5),
-                  "lm_steps": 6, "batch_size": 4, "lm.d_model": 16, "lm.mlp_dim": 32, "lm.num_layers": 1,
-                  "nar.train_steps": 4, "nar.hidden": 8, "nar.batch_size": 4, "checkpoint_every": 3},
+        "smoke": {
+            "train_samples": 64,
+            "eval_samples": 4,
+            "eval_sizes": (5, 6),
+            "train_sizes": (4, 5),
+            "lm_steps": 6,
+            "batch_size": 4,
+            "lm.d_model": 16,
+            "lm.mlp_dim": 32,
+            "lm.num_layers": 1,
+            "nar.train_steps": 4,
+            "nar.hidden": 8,
+            "nar.batch_size": 4,
+            "checkpoint_every": 3,
+        },
         "default": {},
     },
     arms=arms,
