@@ -116,6 +116,8 @@ def test_claims_read_the_ood_sizes_only(tmp_path):
     assert study.claim_ood_gain(_view(tmp_path / "c", {"text": text, "transnar": short})).ok is False
     assert study.claim_ood_shape(_view(tmp_path / "d", {"transnar": short})).ok is False
     assert study.claim_ood_gain(_view(tmp_path / "e", {"transnar": good})).ok is None
+    assert study.claim_id_gain(_view(tmp_path / "f", {"text": text, "transnar": good})).ok is False  # 20 < 90
+    assert study.claim_id_gain(_view(tmp_path / "g", {"text": text, "transnar": short})).ok is True
 
 
 def test_bad_settings_are_config_errors():
@@ -147,7 +149,7 @@ def test_smoke_preset_runs_both_arms_and_scores_every_size(env, capsys):
             assert {f"{arm}/{k}/{n}" for k in ("shape", "parse", "clrs")} <= set(final)
             assert final[f"{arm}/clrs/{n}"] <= final[f"{arm}/shape/{n}"] <= final[f"{arm}/parse/{n}"]
     assert "transnar/nar_loss" in final and "text/nar_loss" not in final
-    assert [c["name"] for c in summary["claims"]] == ["T1", "T2"]
+    assert [c["name"] for c in summary["claims"]] == ["T1", "T2", "T3"]
     store = RunStore(env / "runs" / "repdyn.db")
     rows = store.table(f"{summary['run_id']}/transnar", "scores")
     assert [r["size"] for r in rows] == [5, 6] and [r["ood"] for r in rows] == [False, True]
