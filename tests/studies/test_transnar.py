@@ -12,7 +12,11 @@ from repdyn.bench import config as cfg
 from repdyn.bench.store import RunStore
 from repdyn.bench.view import RunView
 from repdyn.cli import main
+from repdyn.methods.nar_training import TrainStream, build_model
+from repdyn.models.nar import nb_dims_of
+from repdyn.models.transnar import freeze
 from repdyn.studies import transnar as study
+from repdyn.tasks.clrs import to_feedback
 from repdyn.tasks.clrs_text import CharTokenizer
 
 
@@ -79,6 +83,25 @@ def test_batched_greedy_decoding_equals_decoding_each_question_alone():
         )
         assert study.greedy_answers(arm, alone, 2048, g.manual_seed(0)) == [together[b]]
     assert all(len(a) <= 4 * 6 + 8 for a in together) and any("\n\n" in a for a in together)
+
+
+def test_phase_two_steps_train_the_lm_and_cross_attention_but_leave_the_frozen_nar_bit_identical():
+    config = cfg.override(study.TransNARStudyConfig(), study.STUDY.presets["smoke"])
+    sets = [study.make_set("bfs", n, 8, seed=n) for n in config.train_sizes]
+    stream = TrainStream("bfs", 0, 4)
+    nar = build_model(config.nar, stream.spec, nb_dims_of(to_feedback(sets[0].graphs)))
+    freeze(nar)
+    before = {k: v.clone() for k, v in nar.state_dict().items()}
+    arm = study.Arm(config, 0, nar, stream.spec)
+    lm_before = {k: v.clone() for k, v in arm.lm.state_dict().items()}
+    trainable = [p for p in arm.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=1e-2)
+    for _ in range(2):
+        study._lm_step(arm, optimizer, trainable, sets, config, torch.Generator().manual_seed(0))
+    assert all(p.grad is None for p in nar.parameters()) and not nar.training
+    assert all(torch.equal(before[k], v) for k, v in nar.state_dict().items())
+    assert any(not torch.equal(lm_before[k], v) for k, v in arm.lm.state_dict().items())
+    assert all(abs(v) > 0 for v in arm.model.gates().values())  # the gates opened
 
 
 def _view(tmp_path, scores: dict[str, dict[str, float]]):
