@@ -276,6 +276,8 @@ def train(ctx: RunContext) -> None:
         progress["cpu_s"] += now - clock
         clock = now
         ctx.tick(step + 1, state)
+    if nar is not None:
+        freeze(nar)  # also when resumed after the last update
     _evaluate(ctx, arm, cfg, total, progress)
 
 
