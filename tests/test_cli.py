@@ -45,6 +45,7 @@ def _err_line(capsys) -> str:
         (["run", "grokking", "--seeds", "a-b"], "--seeds 'a-b'"),
         (["run", "grokking", "--workers", "0"], "--workers 0"),
         (["run", "grokking", "--device", "tpu"], "--device 'tpu'"),
+        (["run", "oversquashing", "--device", "cuda"], "--device cuda: "),
         (["resume", "grokking-99"], "no run 'grokking-99'"),
         (["bogus"], "invalid choice"),
     ],

@@ -177,7 +177,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError(f"--workers {args.workers}: expected an integer >= 1")
     settings = resolve_settings(study, args.preset, args.config, args.set)
     seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, study.cuda)
     if args.dry_run:
         for config in settings:
             arms = ", ".join(study.arms(config))

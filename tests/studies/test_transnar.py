@@ -10,7 +10,7 @@ import torch
 
 from repdyn.bench import config as cfg
 from repdyn.bench.store import RunStore
-from repdyn.bench.view import RunView
+from repdyn.bench.view import recorded_view
 from repdyn.cli import main
 from repdyn.methods.nar_training import TrainStream, build_model
 from repdyn.models.nar import nb_dims_of
@@ -106,23 +106,8 @@ def test_phase_two_steps_train_the_lm_and_cross_attention_but_leave_the_frozen_n
 
 def _view(tmp_path, scores: dict[str, dict[str, float]]):
     config = study.TransNARStudyConfig()
-    store = RunStore(tmp_path / "s.db")
-    store.create_run("transnar-1", study="transnar", preset="t", config=cfg.to_dict(config), seed=0, versions={})
-    for arm, values in scores.items():
-        arm_id = f"transnar-1/{arm}"
-        store.create_run(
-            arm_id,
-            parent="transnar-1",
-            arm=arm,
-            study="transnar",
-            preset="t",
-            config=cfg.to_dict(study.arms(config)[arm]),
-            seed=0,
-            versions={},
-        )
-        store.log_scalars(arm_id, [(100, k, v) for k, v in values.items()])
-        store.set_status(arm_id, "finished")
-    return RunView(store, store.get_run("transnar-1"), study.TransNARStudyConfig)
+    rows = {arm: [(100, k, v) for k, v in values.items()] for arm, values in scores.items()}
+    return recorded_view(RunStore(tmp_path / "s.db"), "transnar", config, study.arms(config), rows)
 
 
 def _scores(clrs: dict[int, float], shape: dict[int, float]) -> dict[str, float]:

@@ -47,10 +47,13 @@ def versions() -> dict[str, str]:
     }
 
 
-def resolve_device(name: str) -> str:
-    """`auto` -> cuda when available else cpu; `cuda` without a GPU is a usage error."""
+def resolve_device(name: str, cuda_ok: bool = True) -> str:
+    """`auto` -> cuda when available (and the study supports it) else cpu; `cuda` without a GPU, or
+    for a CPU-only study, is a usage error."""
     if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return "cuda" if cuda_ok and torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not cuda_ok:
+        raise UserError(f"--device {name}: this study runs on CPU only (use --device cpu or auto)")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {name}: no CUDA device is available (use --device cpu or auto)")
     if name != "cpu" and not name.startswith("cuda"):

@@ -56,6 +56,8 @@ class Study:
     """Upper bound on torch threads per arm: tiny models run faster on one thread than on two."""
     load_lm: Callable[..., tuple[Any, Any]] | None = None
     """`load_lm(store, run_id, arm) -> (model, tokenizer)` for studies whose arms are language models."""
+    cuda: bool = True
+    """Whether the training moves models and batches to `ctx.device`; CPU-only studies refuse `--device cuda`."""
     wall_times: Mapping[str, str] = field(default_factory=dict)
     """Expected wall time per preset and the hardware it holds for, e.g. `{"default": "1 min, 2 CPU
     cores (measured)", "paper": "3 h, one A100-class GPU (estimate)"}`; shown by `repdyn list`."""

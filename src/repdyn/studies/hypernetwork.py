@@ -603,4 +603,5 @@ STUDY = Study(
         "default": "~8 min on 2 CPU cores (estimate from parts measured: 10.4 + 4.1 CPU-min)",
         "paper": "~2 h on one GPU; 156k steps of batch 128 per arm (estimate, not yet run)",
     },
+    cuda=False,  # batches are built on the CPU and not yet moved to ctx.device
 )

@@ -636,4 +636,5 @@ STUDY = Study(
         "default": "~2 min on 2 CPU cores (measured: 2.1 CPU-min)",
         "paper": "~30 min on 2 CPU cores; minutes on one GPU (estimate, not yet run)",
     },
+    cuda=False,  # batches are built on the CPU and not yet moved to ctx.device
 )

@@ -553,10 +553,21 @@ STUDY = Study(
             "checkpoint_every": 3,
         },
         "default": {},
+        # transnar.md §2-3: ~70M-parameter LM, train sizes 4-8 and 12, test 10 (interpolation), 12, 14;
+        # batch 256, Adam 1e-4, about 7 epochs; the NAR with Ibarz et al.'s recipe (H = 128, 10k steps)
+        "paper": {"train_sizes": (4, 5, 6, 7, 8, 12), "eval_sizes": (10, 12, 14), "train_samples": 100_000,
+                  "lm.d_model": 512, "lm.num_layers": 8, "lm.num_heads": 8, "lm.mlp_dim": 2048, "lm.max_position": 8192,
+                  "lm_steps": 3000, "batch_size": 256, "lr": 1e-4, "nar.hidden": 128, "nar.train_steps": 10_000},
     },
     arms=arms,
     claims=CLAIMS,
     figures=figures,
     progress_keys=("train_loss", "nar_loss"),
     max_threads=1,
+    cuda=False,  # batches are built on the CPU and not yet moved to ctx.device
+    wall_times={
+        "smoke": "seconds",
+        "default": "~6 min on 2 CPU cores (measured: 350 CPU-s)",
+        "paper": "~1 day on 2 CPU cores; CPU only until the study moves batches to ctx.device (estimate, not yet run)",
+    },
 )
