@@ -14,13 +14,21 @@ subsets of in-flight messages per micro-step with nodes that send only when thei
   L1 `AggregationInvariantLayer`: CLRS's MPNN step - MLP messages, max (or sum) aggregation,
   h' = ReLU(o1(z) + o2(agg)); only the grouping of messages inside one aggregation is free.
   L2 `UpdateInvariantLayer`: linear messages, max aggregation, h' = max(h, agg), a monoid
-  action, so the messages of one step may arrive in any order and batching (but senders may
-  not change state in between: linear messages are not monotone).
+  action, so the messages of one step may arrive in any order and batching. Across steps it is
+  not invariant, and that is intrinsic, not an executor artefact: a receiver keeps the max of
+  every message it ever got, so its final state depends on which intermediate sender (and
+  receiver) states a schedule happens to visit; only when m(max(s, s')) = max(m(s), m(s'))
+  (level 3, the cocycle condition) is every visited state's message dominated by the last one.
+  A linear m with a negative weight is not even monotone, so a transient state can leave a
+  message that the synchronous run never produces.
   L3 `CocycleLayer`: the same with semiring-linear messages m_uv = m1(z_v) + m2(z_u) +
   m_e(e_uv) + m_g(g); monotone and (tropical) max-homomorphic in the states, so senders may
   also change state between sends: the final state does not depend on the schedule.
-- `run_synchronous` / `run_asynchronous` execute a layer until nothing changes and count
-  messages; `step_with_random_delivery` delivers one step's messages in random groups.
+- `CappedLayer`: an L2/L3 layer with messages capped at a ceiling, so that a trained layer
+  has a finite fixed point to run to.
+- `run_synchronous` (optionally sending only from nodes that changed) / `run_asynchronous`
+  execute a layer until nothing changes and count messages; `step_with_random_delivery`
+  delivers one step's messages in random groups.
 """
 
 from __future__ import annotations
@@ -306,6 +314,28 @@ class CocycleLayer(_MaxUpdateLayer):
 LEVELS = {1: AggregationInvariantLayer, 2: UpdateInvariantLayer, 3: CocycleLayer}
 
 
+class CappedLayer(MessagePassingLayer):
+    """A max-update layer whose messages are capped: h' = max(h, min(agg, ceiling)).
+
+    Running a trained L3 layer to its fixed point can diverge (a state feeding a positive-gain
+    cycle grows without bound, since messages add the sender's and receiver's states). Capping
+    keeps the invariance: min(., c) distributes over max, so the capped message is still
+    monotone, a max-homomorphism when the message is, and the update is still a monoid action;
+    states then stay below max(h0, c) and a fixed point exists. Shares the wrapped layer's
+    parameters.
+    """
+
+    def __init__(self, layer: _MaxUpdateLayer, ceiling: float) -> None:
+        super().__init__(layer.hidden_size, layer.node_size, layer.edge_size, layer.graph_size)
+        self.layer, self.ceiling = layer, ceiling
+
+    def messages(self, node_fts, edge_fts, graph_fts, sender_hidden, receiver_hidden):
+        return self.layer.messages(node_fts, edge_fts, graph_fts, sender_hidden, receiver_hidden)
+
+    def update(self, node_fts: Tensor, hidden: Tensor, agg: Tensor) -> Tensor:
+        return torch.maximum(hidden, agg.clamp_max(self.ceiling))
+
+
 @dataclasses.dataclass
 class Execution:
     """A run to a fixed point: final states, steps taken, and messages per edge."""
@@ -324,21 +354,36 @@ class Execution:
 
 @torch.no_grad()
 def run_synchronous(layer: MessagePassingLayer, node_fts: Tensor, edge_fts: Tensor,
-                    graph_fts: Tensor, adj: Tensor, hidden: Tensor,
-                    max_steps: int = 1000) -> Execution:
-    """Apply the layer (every edge sends every step) until the states stop changing.
+                    graph_fts: Tensor, adj: Tensor, hidden: Tensor, max_steps: int = 1000,
+                    send_only_when_changed: bool = False) -> Execution:
+    """Apply the layer step by step until the states stop changing.
 
-    A graph's count stops at the step that first leaves it unchanged (that step included).
+    Plain: every edge sends every step; a graph's count stops at the step that first leaves it
+    unchanged (that step included). `send_only_when_changed`: after the first step only nodes
+    whose state changed in the previous step send, and a node whose own state changed
+    recombines the sender states it stored (a local event, not a message). With an idempotent
+    update h' = max(h, agg) (L2, L3) a skipped message m(h_u, h_v) equals one already absorbed
+    into h_v, so the final state is unchanged; L1's update is not idempotent, so it changes.
     """
     mask = adj > 0
     sent = torch.zeros(mask.shape, dtype=torch.int64, device=adj.device)
     done = torch.zeros(mask.shape[0], dtype=torch.bool, device=adj.device)
+    changed = torch.ones(mask.shape[:2], dtype=torch.bool, device=adj.device)
     steps = 0
     while steps < max_steps and not bool(done.all()):
-        new, _ = layer(node_fts, edge_fts, graph_fts, adj, hidden)
-        sent += mask * ~done[:, None, None]
+        if send_only_when_changed:
+            senders = mask & changed[:, :, None]
+            group = senders | (mask & changed[:, None, :])
+            msgs = layer.messages(node_fts, edge_fts, graph_fts, hidden, hidden)
+            new = layer.update(node_fts, hidden, layer.aggregate(msgs, group))
+            new = torch.where(group.any(dim=1)[..., None], new, hidden)
+        else:
+            senders = mask & ~done[:, None, None]
+            new, _ = layer(node_fts, edge_fts, graph_fts, adj, hidden)
+        sent += senders
         steps += 1
-        done |= (new == hidden).flatten(1).all(dim=1)
+        changed = (new != hidden).any(dim=-1)
+        done |= ~changed.any(dim=1)
         hidden = new
     return Execution(hidden, sent, sent.clone(), steps, bool(done.all()))
 

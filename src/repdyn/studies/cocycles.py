@@ -1,0 +1,354 @@
+"""Asynchronous algorithmic alignment with cocycles (Dudzik et al. 2023): invariance, accuracy, messages.
+
+For each algorithm (BFS, Bellman-Ford) two NARs are trained with the same recipe and budget
+(clrs.md §2.3: mixed sizes n <= 16, Adam, best-validation weights): one whose processor is the
+asynchrony-invariant L3 `CocycleLayer` (tropical messages, max aggregation, max update) and a
+max-MPNN baseline (CLRS's `mpnn`). Each is tested out of distribution on the CLRS-30 test split
+(n = 64). On the same OOD graphs the trained L3 layer is then executed
+
+- inside the whole NAR unroll, every processor step's messages delivered in random groups;
+- to its fixed point from the step-0 features: synchronously (every edge every step),
+  synchronously sending only from nodes that changed, and asynchronously (random subsets of
+  in-flight messages per micro-step, nodes sending only when their state changed), capped at
+  `ceiling` so that the fixed point is finite (`nn.cocycle.CappedLayer`),
+
+and the final states and the number of messages sent are compared.
+
+    repdyn run cocycles
+
+Facts: cocycles.md §2-§5, clrs.md §2.3, §6.4.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torch import Tensor
+
+from repdyn.bench.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from repdyn.bench.claims import Claim, Verdict, not_run
+from repdyn.bench.config import param
+from repdyn.bench.context import RunContext
+from repdyn.bench.study import Figure, Study
+from repdyn.bench.view import RunView
+from repdyn.methods.nar_training import TrainStream, evaluate_model, ood_test_feedback, validation_feedback
+from repdyn.models.nar import NAR, NARBatch, nb_dims_of
+from repdyn.nn.cocycle import CappedLayer, CocycleLayer, run_asynchronous, run_synchronous, step_with_random_delivery
+
+ALGORITHMS = ("bfs", "bellman_ford")  # cocycles.md §5: the E7 checks' tasks
+PROCESSORS = ("cocycle", "mpnn")  # the L3 layer and the max-MPNN baseline (clrs.md §6.4)
+INVARIANCE_TOL = 1e-6  # cocycles.md §5 E7: final states equal to <= 1e-6
+PARITY_POINTS = 10.0  # cocycles.md §5 E7: OOD accuracy within 10 points of the max-MPNN
+
+
+@dataclass(frozen=True)
+class CocyclesConfig:
+    """L3 cocycle NAR vs max-MPNN NAR per algorithm, then sync vs async execution of the L3 layer."""
+
+    algorithms: tuple[str, ...] = param(ALGORITHMS, choices=ALGORITHMS, help="algorithms to train on")
+    hidden: int = param(32, min=1, help="width H of both NARs (128 in CLRS; 32 fits a CPU budget)")
+    train_steps: int = param(300, min=1, help="optimizer steps, the same for both processors")
+    batch_size: int = param(32, min=1)
+    learning_rate: float = param(1e-3, min=0.0)
+    grad_clip: float = param(1.0, min=0.0, help="global-norm clip (0 = off)")
+    semiring: str = param("tropical", choices=("tropical", "log"), help="the L3 layer's semiring")
+    tau: float = param(1.0, min=1e-6, help="log-semiring temperature")
+    eval_every: int = param(50, min=1, help="validate (n = 16) every N steps; the best weights are tested")
+    val_samples: int = param(32, min=1, help="validation graphs at n = 16")
+    test_samples: int = param(32, min=0, help="first N graphs of the CLRS-30 test split (n = 64; 0 = all)")
+    exec_samples: int = param(8, min=1, help="OOD graphs the L3 layer is executed on")
+    schedules: int = param(10, min=1, help="random asynchronous schedules per check (cocycles.md §5: 10)")
+    delivery_prob: float = param(0.5, min=1e-3, max=1.0, help="chance an in-flight message is delivered per micro-step")
+    ceiling: float = param(10.0, help="messages are capped here when running to the fixed point")
+    max_steps: int = param(500, min=1, help="cap on synchronous steps to the fixed point")
+    checkpoint_every: int = param(100, min=0, help="checkpoint every N steps (0 = only at the end and on signals)")
+    algorithm: str = param("bfs", choices=ALGORITHMS, help="set per arm by the study")
+    processor: str = param("cocycle", choices=PROCESSORS, help="set per arm by the study")
+
+
+def arms(config: CocyclesConfig) -> dict[str, CocyclesConfig]:
+    """<algorithm>-<processor> for every algorithm and both processors."""
+    return {f"{a}-{p}": replace(config, algorithm=a, processor=p)
+            for a in config.algorithms for p in PROCESSORS}
+
+
+def build_model(cfg: CocyclesConfig, spec: dict, nb_dims: dict[str, int]) -> NAR:
+    """The arm's NAR: the L3 cocycle processor (no LayerNorm: it would break invariance) or
+    CLRS's max-MPNN."""
+    if cfg.processor == "cocycle":
+        return NAR(spec, nb_dims, cfg.hidden, CocycleLayer(cfg.hidden, cfg.semiring, cfg.tau))
+    return NAR(spec, nb_dims, cfg.hidden, "mpnn", aggregation="max")
+
+
+def train(ctx: RunContext) -> None:
+    """Train one NAR, keep the best-validation weights, test them OOD; for the cocycle arm also
+    execute its processor synchronously and asynchronously on OOD graphs."""
+    cfg: CocyclesConfig = ctx.config
+    torch.set_num_threads(1)
+    stream = TrainStream(cfg.algorithm, ctx.seed, cfg.batch_size)
+    val = validation_feedback(cfg.algorithm, cfg.val_samples)
+    test = ood_test_feedback(cfg.algorithm, cfg.test_samples)
+    torch.manual_seed(ctx.seed)
+    model = build_model(cfg, stream.spec, nb_dims_of(val))
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    progress: dict[str, Any] = {"best_val": -1.0, "best_step": -1, "cpu_s": 0.0}
+    state = {"model": model, "optimizer": optimizer, "progress": progress}
+    best_dir = ctx.dir / "best"
+    start = ctx.restore(state)
+    stream.skip(start)
+    ctx.begin(total=cfg.train_steps, done=start)
+    clock = time.process_time()
+    for step in range(start, cfg.train_steps):
+        batch = NARBatch.from_feedback(next(stream), stream.spec)
+        model.train()
+        loss, _ = model.loss(model(batch, train=True), batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        done = step + 1
+        ctx.log(done, train_loss=loss.item())
+        if done % cfg.eval_every == 0 or done == cfg.train_steps:
+            score = evaluate_model(model, val)["score"]
+            ctx.log(done, val_score=score)
+            if score > progress["best_val"]:
+                progress["best_val"], progress["best_step"] = score, done
+                save_checkpoint(best_dir, done, {"model": model}, keep=1)
+        now = time.process_time()
+        progress["cpu_s"] += now - clock
+        clock = now
+        ctx.tick(done, state)
+    load_checkpoint(list_checkpoints(best_dir)[-1], {"model": model}, restore_rng=False)
+    ctx.log(cfg.train_steps, ood_score=evaluate_model(model, test)["score"],
+            best_step=progress["best_step"], best_val_score=progress["best_val"],
+            train_cpu_s=progress["cpu_s"], parameters=sum(p.numel() for p in model.parameters()))
+    if cfg.processor == "cocycle":
+        batch = NARBatch.from_feedback(test, stream.spec).select(slice(0, cfg.exec_samples))
+        ctx.log(cfg.train_steps, unroll_gap=unroll_gap(model, batch, cfg.schedules, cfg.delivery_prob))
+        ctx.log_table("executions", fixed_point_executions(model, batch, cfg))
+        ctx.flush()
+
+
+@torch.no_grad()
+def unroll_gap(model: NAR, batch: NARBatch, schedules: int, delivery_prob: float) -> float:
+    """Largest |difference| of the final node states and output logits between the NAR's
+    synchronous unroll and unrolls whose every processor step delivers its messages in random
+    groups (`step_with_random_delivery`), over `schedules` schedules."""
+    model.eval()
+    layer = model.processor
+
+    def final(out) -> Tensor:
+        return torch.cat([out.embeddings[-1][0].flatten()] + [v.flatten() for v in out.outputs.values()])
+
+    reference = final(model(batch, return_embeddings=True))
+    gap = 0.0
+    try:
+        for schedule in range(schedules):
+            model.processor = _RandomDelivery(layer, schedule, delivery_prob)
+            gap = max(gap, (final(model(batch, return_embeddings=True)) - reference).abs().max().item())
+    finally:
+        model.processor = layer
+    return gap
+
+
+class _RandomDelivery(torch.nn.Module):
+    """A processor step whose messages arrive in random groups; each call draws a new schedule."""
+
+    returns_edges = False
+
+    def __init__(self, layer: CocycleLayer, seed: int, delivery_prob: float) -> None:
+        super().__init__()
+        self.layer, self.seed, self.delivery_prob, self.calls = layer, seed, delivery_prob, 0
+
+    def forward(self, node_fts, edge_fts, graph_fts, adj, hidden):
+        self.calls += 1
+        seed = 1_000_003 * self.seed + self.calls
+        return step_with_random_delivery(self.layer, node_fts, edge_fts, graph_fts, adj, hidden, seed,
+                                         self.delivery_prob), None
+
+
+@torch.no_grad()
+def step0_inputs(model: NAR, batch: NARBatch) -> tuple[Tensor, ...]:
+    """The processor's arguments at the first step of the unroll (inputs and the first hint
+    encoded), captured with a forward pre-hook."""
+    captured: list[tuple[Tensor, ...]] = []
+    handle = model.processor.register_forward_pre_hook(lambda module, args: captured.append(args))
+    try:
+        model.eval()
+        model(batch)
+    finally:
+        handle.remove()
+    return captured[0]
+
+
+def fixed_point_executions(model: NAR, batch: NARBatch, cfg: CocyclesConfig) -> list[dict[str, Any]]:
+    """Run the capped L3 layer from the step-0 features to its fixed point: synchronously, synchronously
+    sending only on change, and asynchronously under `cfg.schedules` schedules. One row per
+    graph and executor: messages, steps, convergence, and the largest state gap to synchronous."""
+    node_fts, edge_fts, graph_fts, adj, hidden = step0_inputs(model, batch)
+    layer = CappedLayer(model.processor, cfg.ceiling)
+    args = (layer, node_fts, edge_fts, graph_fts, adj, hidden)
+    sync = run_synchronous(*args, max_steps=cfg.max_steps)
+    runs = {"sync": [sync], "sync_on_change": [run_synchronous(*args, max_steps=cfg.max_steps,
+                                                                send_only_when_changed=True)]}
+    runs["async"] = [run_asynchronous(*args, seed=s, delivery_prob=cfg.delivery_prob) for s in range(cfg.schedules)]
+    edges = (adj > 0).sum(dim=(1, 2))
+    rows = []
+    for name, executions in runs.items():
+        for schedule, ex in enumerate(executions):
+            gaps = (ex.hidden - sync.hidden).abs().flatten(1).amax(dim=1)
+            for g in range(batch.size):
+                rows.append({"graph": g, "executor": name, "schedule": schedule, "edges": int(edges[g]),
+                             "messages": int(ex.messages[g]), "steps": ex.steps,
+                             "converged": ex.converged and sync.converged, "gap": float(gaps[g])})
+    return rows
+
+
+# ---- claims -----------------------------------------------------------------------------------
+
+
+def _cocycle_arms(run: RunView) -> dict[str, Any]:
+    return {a: run.arm(f"{a}-cocycle") for a in run.config.algorithms}
+
+
+def claim_invariance(run: RunView) -> Verdict:
+    """Sync and async final states of the trained L3 layer agree to 1e-6 (cocycles.md §5 E7)."""
+    arms_ = _cocycle_arms(run)
+    if any(arm is None or not arm.has("unroll_gap") for arm in arms_.values()):
+        return not_run("a cocycle arm did not finish")
+    parts, numbers, ok = [], {}, True
+    for algorithm, arm in arms_.items():
+        rows = arm.table("executions")
+        fixed = max(r["gap"] for r in rows)
+        converged = all(r["converged"] for r in rows)
+        unroll = arm.series("unroll_gap").last
+        schedules = 1 + max(r["schedule"] for r in rows if r["executor"] == "async")
+        ok &= converged and fixed <= INVARIANCE_TOL and unroll <= INVARIANCE_TOL
+        numbers |= {f"{algorithm}_fixed_point_gap": fixed, f"{algorithm}_unroll_gap": unroll}
+        parts.append(f"{algorithm}: fixed point gap {fixed:.2e} over {schedules} async schedules "
+                     f"({'all' if converged else 'NOT all'} converged), NAR unroll gap {unroll:.2e}")
+    summary = "; ".join(parts) + f" (needs <= {INVARIANCE_TOL:g})"
+    return Verdict(bool(ok), summary, numbers, figures=("messages",))
+
+
+def claim_parity(run: RunView) -> Verdict:
+    """The cocycle NAR's OOD score is within 10 points of the max-MPNN's (cocycles.md §5 E7)."""
+    parts, numbers, ok = [], {}, True
+    for algorithm in run.config.algorithms:
+        arms_ = {p: run.arm(f"{algorithm}-{p}") for p in PROCESSORS}
+        if any(arm is None or not arm.has("ood_score") for arm in arms_.values()):
+            return not_run(f"an arm of {algorithm} did not finish")
+        ours, base = (100 * arms_[p].series("ood_score").last for p in PROCESSORS)
+        ok &= ours >= base - PARITY_POINTS
+        numbers |= {f"{algorithm}_cocycle": ours, f"{algorithm}_mpnn": base}
+        parts.append(f"{algorithm}: cocycle {ours:.1f} vs max-MPNN {base:.1f}")
+    cfg = run.config
+    summary = (f"OOD (n=64) micro-F1 after {cfg.train_steps} steps at H={cfg.hidden}: " + "; ".join(parts)
+               + f" (needs cocycle >= max-MPNN - {PARITY_POINTS:g})")
+    return Verdict(bool(ok), summary, numbers, figures=("scores",))
+
+
+def message_counts(run: RunView) -> dict[str, dict[str, float]]:
+    """Mean messages per graph for each algorithm and executor, from the stored executions."""
+    out = {}
+    for algorithm, arm in _cocycle_arms(run).items():
+        if arm is None or not arm.has("unroll_gap"):
+            continue
+        rows = arm.table("executions")
+        out[algorithm] = {ex: float(np.mean([r["messages"] for r in rows if r["executor"] == ex]))
+                          for ex in ("sync", "sync_on_change", "async")}
+    return out
+
+
+def claim_messages(run: RunView) -> Verdict:
+    """Sending only on change, asynchronously, needs fewer messages than synchronous execution."""
+    counts = message_counts(run)
+    if set(counts) != set(run.config.algorithms):
+        return not_run("a cocycle arm did not finish")
+    ok, parts, numbers = True, [], {}
+    for algorithm, c in counts.items():
+        ok &= c["async"] < c["sync"]
+        numbers |= {f"{algorithm}_{k}": v for k, v in c.items()}
+        parts.append(f"{algorithm}: sync {c['sync']:.0f}, sync sending on change {c['sync_on_change']:.0f}, "
+                     f"async {c['async']:.0f} ({c['async'] / c['sync']:.2f}x sync)")
+    return Verdict(bool(ok), "messages per OOD graph to the fixed point: " + "; ".join(parts),
+                   numbers, figures=("messages",))
+
+
+CLAIMS = (
+    Claim("C1", "Synchronous and asynchronous execution reach the same final states", claim_invariance,
+          "cocycles.md §2-§3, §5 E7"),
+    Claim("C2", "OOD accuracy within 10 points of the max-MPNN at equal budget", claim_parity,
+          "cocycles.md §5 E7"),
+    Claim("C3", "Asynchronous execution sends fewer messages than synchronous", claim_messages,
+          "cocycles.md §1"),
+)
+
+
+# ---- figures ----------------------------------------------------------------------------------
+
+
+def figures(run: RunView) -> list[Figure]:
+    """Validation curves of all arms; messages per graph by executor."""
+    out = []
+    fig, axes = plt.subplots(1, len(run.config.algorithms), figsize=(5 * len(run.config.algorithms), 3.4),
+                             squeeze=False)
+    for ax, algorithm in zip(axes[0], run.config.algorithms):
+        for i, p in enumerate(PROCESSORS):
+            arm = run.arm(f"{algorithm}-{p}")
+            if arm is None or not arm.has("val_score"):
+                continue
+            s = arm.series("val_score")
+            ax.plot(s.steps, s.values, "-", color=f"C{i}", label=f"{p} val (n=16)")
+            if arm.has("ood_score"):
+                ax.scatter([s.steps[-1]], [arm.series("ood_score").last], marker="*", s=80, color=f"C{i}",
+                           label=f"{p} OOD (n=64)", zorder=3)
+        ax.set(title=algorithm, xlabel="step", ylabel="micro-F1", ylim=(0, 1.02))
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    out.append(Figure("scores", "Validation and OOD scores", "Validation micro-F1 over training for the "
+                      "cocycle (L3) and max-MPNN NARs; stars: OOD score of the best-validation weights.", fig))
+    counts = message_counts(run)
+    if counts:
+        fig, ax = plt.subplots(figsize=(6, 3.4))
+        executors = ("sync", "sync_on_change", "async")
+        width = 0.8 / len(executors)
+        x = np.arange(len(counts))
+        for i, ex in enumerate(executors):
+            ax.bar(x + (i - 1) * width, [c[ex] for c in counts.values()], width, label=ex.replace("_", " "))
+        ax.set_xticks(x, list(counts))
+        ax.set(ylabel="messages per graph", yscale="log", title="messages to the fixed point (OOD, n=64)")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        out.append(Figure("messages", "Messages sent", "Mean messages per OOD graph until the trained L3 "
+                          "layer's fixed point: every edge every step, synchronous sending only on change, "
+                          "and asynchronous (mean over schedules).", fig))
+    return out
+
+
+STUDY = Study(
+    name="cocycles",
+    title="Asynchrony-invariant message passing (cocycles)",
+    paper="Dudzik, von Glehn, Pascanu, Velickovic 2023, arXiv 2306.15632",
+    summary="L3 cocycle NAR vs max-MPNN on BFS and Bellman-Ford; sync vs async execution and messages",
+    config=CocyclesConfig,
+    train=train,
+    arms=arms,
+    presets={
+        "smoke": {"algorithms": ("bfs",), "hidden": 8, "train_steps": 6, "eval_every": 3, "val_samples": 4,
+                  "test_samples": 2, "exec_samples": 2, "schedules": 2, "checkpoint_every": 3},
+        "default": {},
+        "paper": {"hidden": 128, "train_steps": 10_000, "eval_every": 50, "val_samples": 64,
+                  "test_samples": 0, "checkpoint_every": 1000},
+    },
+    claims=CLAIMS,
+    figures=figures,
+    progress_keys=("train_loss", "val_score"),
+    max_threads=1,
+)
