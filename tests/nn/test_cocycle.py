@@ -11,6 +11,7 @@ from repdyn.bench.errors import ConfigError
 from repdyn.nn import cocycle
 from repdyn.nn.cocycle import (
     AggregationInvariantLayer,
+    CappedLayer,
     CocycleLayer,
     LogSemiringLinear,
     TropicalLinear,
@@ -358,3 +359,110 @@ def test_bad_arguments_are_config_errors():
     x, e, g, adj, h0 = _graph(1, batch=1, n=3)
     with pytest.raises(ConfigError, match="delivery_prob"):
         run_asynchronous(layer.to(DT), x, e, g, adj, h0, seed=0, delivery_prob=0.0)
+
+
+# ---------------------------------------------------------------- sending only on change
+
+
+@pytest.mark.parametrize("level", [2, 3])
+def test_sending_only_on_change_keeps_the_fixed_point_with_fewer_messages(level):
+    """With h' = max(h, agg) a message from an unchanged sender to an unchanged receiver is
+    already absorbed, so skipping it changes no state at any step."""
+    layer = _bounded_cocycle_layer(24) if level == 3 else _random_layer(2, 25)
+    x, e, g, adj, h0 = _graph(26)
+    plain = run_synchronous(layer, x, e, g, adj, h0)
+    lazy = run_synchronous(layer, x, e, g, adj, h0, send_only_when_changed=True)
+    assert plain.converged and lazy.converged and plain.steps >= 3
+    assert torch.equal(lazy.hidden, plain.hidden) and lazy.steps == plain.steps
+    assert (lazy.messages < plain.messages).all()
+    # the first step sends on every edge, later ones only from nodes that changed before them
+    assert (lazy.sent >= adj.long()).all() and (lazy.sent <= plain.sent).all()
+
+
+def test_sending_only_on_change_changes_l1():
+    """L1's update is not idempotent: re-applying it with the same messages moves the state."""
+    layer = _random_layer(1, 27)
+    x, e, g, adj, _ = _graph(26)
+    h0 = torch.rand(x.shape[:2] + (4,), generator=_gen(28), dtype=DT)
+    plain = run_synchronous(layer, x, e, g, adj, h0, max_steps=5)
+    lazy = run_synchronous(layer, x, e, g, adj, h0, max_steps=5, send_only_when_changed=True)
+    assert (lazy.hidden - plain.hidden).abs().max() > 1e-2
+
+
+def test_chain_message_counts_when_sending_only_on_change():
+    """The hand-counted chain of `test_message_counts_on_a_chain_equal_a_hand_count`: step 1
+    sends on all 5 edges, steps 2-5 from node k - 1 only (the one that changed at step k - 1),
+    step 6 from node 5, which has no out-edge: 9 messages, as asynchronously."""
+    n, far = 6, -100.0
+    layer = _hand_layer(1, sender=[[far, -1.0]], receiver=[[0.0, far]], edge=[0.0])
+    x, e, g = _zeros(n, 1)
+    adj = torch.zeros(1, n, n, dtype=DT)
+    adj[0, torch.arange(n - 1), torch.arange(1, n)] = 1
+    h0 = torch.zeros(1, n, 1, dtype=DT)
+    h0[0, 0, 0] = 10
+    lazy = run_synchronous(layer, x, e, g, adj, h0, send_only_when_changed=True)
+    assert torch.equal(lazy.hidden, run_synchronous(layer, x, e, g, adj, h0).hidden)
+    assert lazy.messages.item() == 9 and lazy.steps == 6
+
+
+class _SumAggregationLayer(CocycleLayer):
+    """L3's messages and update with sum aggregation: level 1 holds, level 2 does not
+    (max(max(h, a), b) != max(h, a + b))."""
+
+    def aggregate(self, msgs, mask):
+        total = (msgs * mask[..., None]).sum(dim=1)
+        return torch.where(mask.any(dim=1)[..., None], total, float("-inf"))
+
+
+def test_sum_aggregation_differs_under_asynchrony():
+    """The counterexample: the same weights with sum aggregation end elsewhere asynchronously
+    (a partial sum of messages, some negative, exceeds the full one)."""
+    invariant = _bounded_cocycle_layer(19)
+    layer = _SumAggregationLayer(4).to(DT)
+    layer.load_state_dict(invariant.state_dict())
+    x, e, g, adj, h0 = _graph(20)
+    sync = run_synchronous(CappedLayer(layer, 5.0), x, e, g, adj, h0)
+    assert sync.converged
+    gaps = [(run_asynchronous(CappedLayer(layer, 5.0), x, e, g, adj, h0, seed=s).hidden - sync.hidden)
+            .abs().max().item() for s in SCHEDULES]
+    assert max(gaps) > 1e-2
+
+
+# ---------------------------------------------------------------- capped layer
+
+
+def _growing_layer(seed: int) -> CocycleLayer:
+    """A random L3 layer with positive-gain loops: its uncapped fixed point is at +inf."""
+    layer = _random_layer(3, seed)
+    with torch.no_grad():
+        for m in layer.maps:
+            m.weight.add_(0.5)
+    return layer
+
+
+def test_capping_gives_a_finite_fixed_point_that_asynchrony_keeps():
+    layer = _growing_layer(29)
+    x, e, g, adj, h0 = _graph(30)
+    assert not run_synchronous(layer, x, e, g, adj, h0, max_steps=50).converged
+    capped = CappedLayer(layer, 3.0)
+    assert list(capped.parameters()) == list(layer.parameters())
+    sync = run_synchronous(capped, x, e, g, adj, h0)
+    assert sync.converged and sync.hidden.max() == 3.0 and (sync.hidden < 3.0).any()
+    for seed in SCHEDULES:
+        run = run_asynchronous(capped, x, e, g, adj, h0, seed=seed)
+        assert run.converged and torch.equal(run.hidden, sync.hidden)
+
+
+def test_capped_update_is_a_monoid_action_and_capped_messages_a_cocycle():
+    """min(., c) distributes over max, so both algebraic conditions of cocycles.md §2 survive."""
+    gen = _gen(31)
+    layer = CappedLayer(_random_layer(3, 32), 0.5)
+    x, e, g, _, _ = _graph(33, batch=2, n=5)
+    h, a, b = (torch.randn(2, 5, 4, generator=gen, dtype=DT) for _ in range(3))
+    assert torch.equal(layer.update(x, layer.update(x, h, a), b), layer.update(x, h, torch.maximum(a, b)))
+    receiver = torch.randn(2, 5, 4, generator=gen, dtype=DT)
+
+    def psi(state):  # the capped message, as the update sees it
+        return layer.messages(x, e, g, state, receiver).clamp_max(0.5)
+
+    assert torch.equal(psi(torch.maximum(a, b)), torch.maximum(psi(a), psi(b)))

@@ -332,6 +332,9 @@ class CappedLayer(MessagePassingLayer):
     def messages(self, node_fts, edge_fts, graph_fts, sender_hidden, receiver_hidden):
         return self.layer.messages(node_fts, edge_fts, graph_fts, sender_hidden, receiver_hidden)
 
+    def aggregate(self, msgs: Tensor, mask: Tensor) -> Tensor:
+        return self.layer.aggregate(msgs, mask)
+
     def update(self, node_fts: Tensor, hidden: Tensor, agg: Tensor) -> Tensor:
         return torch.maximum(hidden, agg.clamp_max(self.ceiling))
 
