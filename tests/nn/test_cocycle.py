@@ -28,7 +28,6 @@ DT = torch.float64
 SCHEDULES = range(10)
 
 
-
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
@@ -84,7 +83,7 @@ def test_chunked_maps_equal_one_chunk(monkeypatch):
         monkeypatch.setattr(cocycle, "_CHUNK_ELEMENTS", 6 * 7 * 3)  # chunks of 3 inputs
         pieces = run(fn)
         monkeypatch.undo()
-        for p, q in zip(whole, pieces):
+        for p, q in zip(whole, pieces, strict=True):
             assert torch.allclose(p, q, rtol=1e-12, atol=1e-12)
 
 
@@ -103,8 +102,7 @@ def _graph(seed: int, batch: int = 4, n: int = 16, p: float = 0.1):
     x[..., :2] *= 2
     x[..., 2:] *= 0.1
     adj = (torch.rand(batch, n, n, generator=gen) < p).to(DT)
-    return x, 0.1 * uniform(batch, n, n, 4), 0.1 * uniform(batch, 4), adj, torch.zeros(batch, n, 4,
-                                                                                     dtype=DT)
+    return x, 0.1 * uniform(batch, n, n, 4), 0.1 * uniform(batch, 4), adj, torch.zeros(batch, n, 4, dtype=DT)
 
 
 def _bounded_cocycle_layer(seed: int, semiring: str = "tropical", tau: float = 1.0):
@@ -138,10 +136,17 @@ def _random_layer(level: int, seed: int, **kwargs):
     return cocycle.LEVELS[level](4, **kwargs).to(DT)
 
 
-@pytest.mark.parametrize("layer", [
-    AggregationInvariantLayer(4), AggregationInvariantLayer(4, aggregation="sum"),
-    UpdateInvariantLayer(4), CocycleLayer(4), CocycleLayer(4, semiring="log", tau=0.5)],
-    ids=["L1max", "L1sum", "L2", "L3tropical", "L3log"])
+@pytest.mark.parametrize(
+    "layer",
+    [
+        AggregationInvariantLayer(4),
+        AggregationInvariantLayer(4, aggregation="sum"),
+        UpdateInvariantLayer(4),
+        CocycleLayer(4),
+        CocycleLayer(4, semiring="log", tau=0.5),
+    ],
+    ids=["L1max", "L1sum", "L2", "L3tropical", "L3log"],
+)
 def test_processor_interface_and_permutation_equivariance(layer):
     layer = layer.to(DT)
     x, e, g, adj, _ = _graph(7, batch=2, n=6, p=0.5)
@@ -199,8 +204,7 @@ def test_cocycle_identity_of_the_message():
         return psi(act(m, state), log)
 
     assert torch.equal(psi(act(m1, s), log), torch.maximum(psi(s, log), delta_log(m1, s)))
-    assert torch.equal(delta_log(act(m1, m2), s),
-                       torch.maximum(delta_log(m2, s), delta_log(m1, act(m2, s))))
+    assert torch.equal(delta_log(act(m1, m2), s), torch.maximum(delta_log(m2, s), delta_log(m1, act(m2, s))))
     assert not torch.allclose(psi(act(m1, s), log), torch.maximum(psi(s, log), psi(m1, log)))
 
 
@@ -233,8 +237,7 @@ def test_random_delivery_within_a_step_changes_l1(aggregation):
     else:
         combined = layer.aggregate(msgs, halves) + layer.aggregate(msgs, edges & ~halves)
     assert torch.allclose(layer.update(x, h, combined), sync, rtol=1e-12, atol=1e-12)
-    gaps = [(step_with_random_delivery(layer, x, e, g, adj, h, seed) - sync).abs().max()
-            for seed in SCHEDULES]
+    gaps = [(step_with_random_delivery(layer, x, e, g, adj, h, seed) - sync).abs().max() for seed in SCHEDULES]
     assert max(gaps) > 1e-2
 
 
@@ -282,8 +285,7 @@ def _hand_layer(hidden: int, sender, receiver, edge, graph=0.0) -> CocycleLayer:
 
 
 def _zeros(n: int, hidden: int):
-    return (torch.zeros(1, n, 1, dtype=DT), torch.zeros(1, n, n, 1, dtype=DT),
-            torch.zeros(1, 1, dtype=DT))
+    return (torch.zeros(1, n, 1, dtype=DT), torch.zeros(1, n, n, 1, dtype=DT), torch.zeros(1, 1, dtype=DT))
 
 
 def test_receiver_state_is_an_argument_of_the_message():
@@ -292,8 +294,9 @@ def test_receiver_state_is_an_argument_of_the_message():
     the fixed point); every asynchronous order ends there too, because v recombines the sender
     states it stored with its own new state."""
     far = -100.0
-    layer = _hand_layer(2, sender=[[far, 0.0, far], [far, 0.0, far]],
-                        receiver=[[0.0, far, far], [far, 0.0, far]], edge=[-0.5, -1.0])
+    layer = _hand_layer(
+        2, sender=[[far, 0.0, far], [far, 0.0, far]], receiver=[[0.0, far, far], [far, 0.0, far]], edge=[-0.5, -1.0]
+    )
     x, e, g = _zeros(3, 2)
     adj = torch.zeros(1, 3, 3, dtype=DT)
     adj[0, 0, 2] = adj[0, 1, 2] = 1
@@ -328,8 +331,7 @@ def test_message_counts_on_a_chain_equal_a_hand_count():
         run = run_asynchronous(layer, x, e, g, adj, h0, seed=seed)
         assert torch.equal(run.hidden, expected)
         assert run.messages.item() == 9
-        assert torch.equal(run.sent[0, torch.arange(n - 1), torch.arange(1, n)],
-                           torch.tensor([1, 2, 2, 2, 2]))
+        assert torch.equal(run.sent[0, torch.arange(n - 1), torch.arange(1, n)], torch.tensor([1, 2, 2, 2, 2]))
         assert 5 <= run.delivered.sum().item() <= 9
 
 
@@ -344,8 +346,7 @@ def test_masked_edges_never_deliver():
         run = run_asynchronous(layer, x, loud, g, adj, h0, seed=seed)
         assert torch.allclose(run.hidden, sync.hidden, rtol=0, atol=1e-12)
         assert (run.sent[adj == 0] == 0).all() and (run.delivered[adj == 0] == 0).all()
-    assert torch.equal(step_with_random_delivery(layer, x, loud, g, adj, h0, 0),
-                       layer(x, e, g, adj, h0)[0])
+    assert torch.equal(step_with_random_delivery(layer, x, loud, g, adj, h0, 0), layer(x, e, g, adj, h0)[0])
 
 
 def test_bad_arguments_are_config_errors():
@@ -423,8 +424,10 @@ def test_sum_aggregation_differs_under_asynchrony():
     x, e, g, adj, h0 = _graph(20)
     sync = run_synchronous(CappedLayer(layer, 5.0), x, e, g, adj, h0)
     assert sync.converged
-    gaps = [(run_asynchronous(CappedLayer(layer, 5.0), x, e, g, adj, h0, seed=s).hidden - sync.hidden)
-            .abs().max().item() for s in SCHEDULES]
+    gaps = [
+        (run_asynchronous(CappedLayer(layer, 5.0), x, e, g, adj, h0, seed=s).hidden - sync.hidden).abs().max().item()
+        for s in SCHEDULES
+    ]
     assert max(gaps) > 1e-2
 
 

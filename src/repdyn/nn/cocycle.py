@@ -61,7 +61,7 @@ class _MaxPlus(torch.autograd.Function):
         arg = torch.zeros((rows, out), dtype=torch.int64, device=x.device)
         step = _chunk(rows, out, width)
         for start in range(0, width, step):
-            scores = x[:, None, start:start + step] + weight[None, :, start:start + step]
+            scores = x[:, None, start : start + step] + weight[None, :, start : start + step]
             value, index = scores.max(dim=-1)
             better = value > best
             best = torch.where(better, value, best)
@@ -90,7 +90,7 @@ class _LogSemiring(torch.autograd.Function):
         acc = x.new_full((rows, out), float("-inf"))
         step = _chunk(rows, out, width)
         for start in range(0, width, step):
-            scores = (x[:, None, start:start + step] + weight[None, :, start:start + step]) / tau
+            scores = (x[:, None, start : start + step] + weight[None, :, start : start + step]) / tau
             acc = torch.logaddexp(acc, torch.logsumexp(scores, dim=-1))
         y = acc * tau
         ctx.save_for_backward(x, weight, y)
@@ -108,8 +108,9 @@ class _LogSemiring(torch.autograd.Function):
         step = _chunk(rows, weight.shape[0], width)
         for start in range(0, width, step):
             stop = start + step
-            share = torch.exp((x[:, None, start:stop] + weight[None, :, start:stop]
-                               - y[:, :, None]) / ctx.tau)  # softmax weights, [rows, out, c]
+            share = torch.exp(
+                (x[:, None, start:stop] + weight[None, :, start:stop] - y[:, :, None]) / ctx.tau
+            )  # softmax weights, [rows, out, c]
             weighted = share * grad[:, :, None]
             grad_x[:, start:stop] = weighted.sum(dim=1)
             grad_w[:, start:stop] = weighted.sum(dim=0)
@@ -162,8 +163,9 @@ class LogSemiringLinear(nn.Module):
             raise ConfigError("tau", f"must be > 0, got {tau}")
         self.in_features, self.out_features, self.tau = in_features, out_features, tau
         # offset by -tau log(in): a zero input maps to about zero, as in the tropical map
-        self.weight = nn.Parameter(torch.randn(out_features, in_features) / math.sqrt(in_features)
-                                   - tau * math.log(in_features))
+        self.weight = nn.Parameter(
+            torch.randn(out_features, in_features) / math.sqrt(in_features) - tau * math.log(in_features)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return log_semiring(x, self.weight, self.tau)
@@ -182,22 +184,23 @@ class MessagePassingLayer(nn.Module):
 
     returns_edges = False  # the NAR processor flag: no edge embeddings are returned
 
-    def __init__(self, hidden_size: int, node_size: int | None, edge_size: int | None,
-                 graph_size: int | None) -> None:
+    def __init__(self, hidden_size: int, node_size: int | None, edge_size: int | None, graph_size: int | None) -> None:
         super().__init__()
         self.hidden_size = hidden_size
         self.node_size = node_size or hidden_size
         self.edge_size = edge_size or hidden_size
         self.graph_size = graph_size or hidden_size
 
-    def forward(self, node_fts: Tensor, edge_fts: Tensor, graph_fts: Tensor, adj: Tensor,
-                hidden: Tensor) -> tuple[Tensor, None]:
+    def forward(
+        self, node_fts: Tensor, edge_fts: Tensor, graph_fts: Tensor, adj: Tensor, hidden: Tensor
+    ) -> tuple[Tensor, None]:
         """One synchronous step: every edge with adj[b, u, v] > 0 delivers m_uv to v."""
         msgs = self.messages(node_fts, edge_fts, graph_fts, hidden, hidden)
         return self.update(node_fts, hidden, self.aggregate(msgs, adj > 0)), None
 
-    def messages(self, node_fts: Tensor, edge_fts: Tensor, graph_fts: Tensor,
-                 sender_hidden: Tensor, receiver_hidden: Tensor) -> Tensor:
+    def messages(
+        self, node_fts: Tensor, edge_fts: Tensor, graph_fts: Tensor, sender_hidden: Tensor, receiver_hidden: Tensor
+    ) -> Tensor:
         """m[b, u, v] for every pair, [B, n, n, H]; the sender's hidden is [B, n, H] or, one
         (possibly outdated) copy per edge, [B, n, n, H]."""
         raise NotImplementedError
@@ -210,8 +213,9 @@ class MessagePassingLayer(nn.Module):
         """New hidden state from the old one and the aggregate."""
         raise NotImplementedError
 
-    def _multilinear(self, node_fts: Tensor, edge_fts: Tensor, graph_fts: Tensor,
-                     sender_hidden: Tensor, receiver_hidden: Tensor) -> Tensor:
+    def _multilinear(
+        self, node_fts: Tensor, edge_fts: Tensor, graph_fts: Tensor, sender_hidden: Tensor, receiver_hidden: Tensor
+    ) -> Tensor:
         """m1(z_v) + m2(z_u) + m_e(e_uv) + m_g(g) with (m1, m2, m_e, m_g) = `self.maps`
         (clrs.md §6.4's message layout)."""
         m1, m2, m_e, m_g = self.maps
@@ -231,22 +235,27 @@ class AggregationInvariantLayer(MessagePassingLayer):
     A node without incoming edges aggregates to 0.
     """
 
-    def __init__(self, hidden_size: int, aggregation: Literal["max", "sum"] = "max",
-                 node_size: int | None = None, edge_size: int | None = None,
-                 graph_size: int | None = None) -> None:
+    def __init__(
+        self,
+        hidden_size: int,
+        aggregation: Literal["max", "sum"] = "max",
+        node_size: int | None = None,
+        edge_size: int | None = None,
+        graph_size: int | None = None,
+    ) -> None:
         super().__init__(hidden_size, node_size, edge_size, graph_size)
         if aggregation not in ("max", "sum"):
             raise ConfigError("aggregation", f"must be 'max' or 'sum', got {aggregation!r}")
         self.aggregation = aggregation
         h, z = hidden_size, self.node_size + hidden_size
-        self.maps = nn.ModuleList([nn.Linear(z, h), nn.Linear(z, h), nn.Linear(self.edge_size, h),
-                                   nn.Linear(self.graph_size, h)])
+        self.maps = nn.ModuleList(
+            [nn.Linear(z, h), nn.Linear(z, h), nn.Linear(self.edge_size, h), nn.Linear(self.graph_size, h)]
+        )
         self.mlp = nn.Sequential(nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, h))
         self.o1, self.o2 = nn.Linear(z, h), nn.Linear(h, h)
 
     def messages(self, node_fts, edge_fts, graph_fts, sender_hidden, receiver_hidden):
-        return self.mlp(self._multilinear(node_fts, edge_fts, graph_fts, sender_hidden,
-                                          receiver_hidden))
+        return self.mlp(self._multilinear(node_fts, edge_fts, graph_fts, sender_hidden, receiver_hidden))
 
     def aggregate(self, msgs: Tensor, mask: Tensor) -> Tensor:
         if self.aggregation == "sum":
@@ -276,12 +285,18 @@ class UpdateInvariantLayer(_MaxUpdateLayer):
     between sends does change the result (linear messages are not monotone).
     """
 
-    def __init__(self, hidden_size: int, node_size: int | None = None,
-                 edge_size: int | None = None, graph_size: int | None = None) -> None:
+    def __init__(
+        self,
+        hidden_size: int,
+        node_size: int | None = None,
+        edge_size: int | None = None,
+        graph_size: int | None = None,
+    ) -> None:
         super().__init__(hidden_size, node_size, edge_size, graph_size)
         h, z = hidden_size, self.node_size + hidden_size
-        self.maps = nn.ModuleList([nn.Linear(z, h), nn.Linear(z, h), nn.Linear(self.edge_size, h),
-                                   nn.Linear(self.graph_size, h)])
+        self.maps = nn.ModuleList(
+            [nn.Linear(z, h), nn.Linear(z, h), nn.Linear(self.edge_size, h), nn.Linear(self.graph_size, h)]
+        )
 
 
 class CocycleLayer(_MaxUpdateLayer):
@@ -293,9 +308,15 @@ class CocycleLayer(_MaxUpdateLayer):
     receiver still ends where synchronous execution does (cocycles.md §2-§3).
     """
 
-    def __init__(self, hidden_size: int, semiring: Literal["tropical", "log"] = "tropical",
-                 tau: float = 1.0, node_size: int | None = None, edge_size: int | None = None,
-                 graph_size: int | None = None) -> None:
+    def __init__(
+        self,
+        hidden_size: int,
+        semiring: Literal["tropical", "log"] = "tropical",
+        tau: float = 1.0,
+        node_size: int | None = None,
+        edge_size: int | None = None,
+        graph_size: int | None = None,
+    ) -> None:
         super().__init__(hidden_size, node_size, edge_size, graph_size)
         if semiring not in ("tropical", "log"):
             raise ConfigError("semiring", f"must be 'tropical' or 'log', got {semiring!r}")
@@ -307,8 +328,7 @@ class CocycleLayer(_MaxUpdateLayer):
             return LogSemiringLinear(fan_in, hidden_size, tau)
 
         z = self.node_size + hidden_size
-        self.maps = nn.ModuleList([linear(z), linear(z), linear(self.edge_size),
-                                   linear(self.graph_size)])
+        self.maps = nn.ModuleList([linear(z), linear(z), linear(self.edge_size), linear(self.graph_size)])
 
 
 LEVELS = {1: AggregationInvariantLayer, 2: UpdateInvariantLayer, 3: CocycleLayer}
@@ -343,11 +363,11 @@ class CappedLayer(MessagePassingLayer):
 class Execution:
     """A run to a fixed point: final states, steps taken, and messages per edge."""
 
-    hidden: Tensor     # [B, n, H] final states
-    sent: Tensor       # [B, n, n] messages sent on each edge (sender, receiver)
+    hidden: Tensor  # [B, n, H] final states
+    sent: Tensor  # [B, n, n] messages sent on each edge (sender, receiver)
     delivered: Tensor  # [B, n, n] delivered (async: a newer send replaces an undelivered one)
-    steps: int         # synchronous: layer steps; asynchronous: micro-steps
-    converged: bool    # a fixed point (sync) or quiescence (async) was reached within the cap
+    steps: int  # synchronous: layer steps; asynchronous: micro-steps
+    converged: bool  # a finite fixed point (sync) or quiescence (async) within the cap
 
     @property
     def messages(self) -> Tensor:
@@ -356,9 +376,16 @@ class Execution:
 
 
 @torch.no_grad()
-def run_synchronous(layer: MessagePassingLayer, node_fts: Tensor, edge_fts: Tensor,
-                    graph_fts: Tensor, adj: Tensor, hidden: Tensor, max_steps: int = 1000,
-                    send_only_when_changed: bool = False) -> Execution:
+def run_synchronous(
+    layer: MessagePassingLayer,
+    node_fts: Tensor,
+    edge_fts: Tensor,
+    graph_fts: Tensor,
+    adj: Tensor,
+    hidden: Tensor,
+    max_steps: int = 1000,
+    send_only_when_changed: bool = False,
+) -> Execution:
     """Apply the layer step by step until the states stop changing.
 
     Plain: every edge sends every step; a graph's count stops at the step that first leaves it
@@ -388,13 +415,21 @@ def run_synchronous(layer: MessagePassingLayer, node_fts: Tensor, edge_fts: Tens
         changed = (new != hidden).any(dim=-1)
         done |= ~changed.any(dim=1)
         hidden = new
-    return Execution(hidden, sent, sent.clone(), steps, bool(done.all()))
+    return Execution(hidden, sent, sent.clone(), steps, bool(done.all()) and _finite(hidden))
 
 
 @torch.no_grad()
-def run_asynchronous(layer: MessagePassingLayer, node_fts: Tensor, edge_fts: Tensor,
-                     graph_fts: Tensor, adj: Tensor, hidden: Tensor, seed: int,
-                     delivery_prob: float = 0.5, max_micro_steps: int = 100_000) -> Execution:
+def run_asynchronous(
+    layer: MessagePassingLayer,
+    node_fts: Tensor,
+    edge_fts: Tensor,
+    graph_fts: Tensor,
+    adj: Tensor,
+    hidden: Tensor,
+    seed: int,
+    delivery_prob: float = 0.5,
+    max_micro_steps: int = 100_000,
+) -> Execution:
     """Run the layer asynchronously until no message is in flight and no node is stale.
 
     - A node sends its current state along all its out-edges at the start and whenever its state
@@ -429,10 +464,9 @@ def run_asynchronous(layer: MessagePassingLayer, node_fts: Tensor, edge_fts: Ten
         sent += sending
         unsent[:] = False
         if not (pending.any() or stale.any()):
-            return Execution(hidden, sent, delivered, steps, True)
+            return Execution(hidden, sent, delivered, steps, _finite(hidden))
         deliver = pending & (torch.rand(shape, generator=gen, device=adj.device) < delivery_prob)
-        refresh = stale & (torch.rand(shape[:2], generator=gen, device=adj.device)
-                           < delivery_prob)
+        refresh = stale & (torch.rand(shape[:2], generator=gen, device=adj.device) < delivery_prob)
         if not (deliver.any() or refresh.any()):
             deliver, refresh = _one_event(pending, stale, gen)
         received = torch.where(deliver[..., None], in_flight, received)
@@ -451,18 +485,30 @@ def run_asynchronous(layer: MessagePassingLayer, node_fts: Tensor, edge_fts: Ten
     return Execution(hidden, sent, delivered, steps, False)
 
 
+def _finite(hidden: Tensor) -> bool:
+    """A state that overflowed to inf "stops changing" too; that is divergence, not a fixed point."""
+    return bool(torch.isfinite(hidden).all())
+
+
 def _one_event(pending: Tensor, stale: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor]:
     """One in-flight message or stale node, uniformly at random."""
     events = torch.cat([pending.flatten(), stale.flatten()])
     choice = torch.multinomial(events.float(), 1, generator=gen)
     pick = torch.zeros_like(events).index_fill_(0, choice, True)
-    return pick[:pending.numel()].view_as(pending), pick[pending.numel():].view_as(stale)
+    return pick[: pending.numel()].view_as(pending), pick[pending.numel() :].view_as(stale)
 
 
 @torch.no_grad()
-def step_with_random_delivery(layer: MessagePassingLayer, node_fts: Tensor, edge_fts: Tensor,
-                              graph_fts: Tensor, adj: Tensor, hidden: Tensor, seed: int,
-                              delivery_prob: float = 0.5) -> Tensor:
+def step_with_random_delivery(
+    layer: MessagePassingLayer,
+    node_fts: Tensor,
+    edge_fts: Tensor,
+    graph_fts: Tensor,
+    adj: Tensor,
+    hidden: Tensor,
+    seed: int,
+    delivery_prob: float = 0.5,
+) -> Tensor:
     """One layer step whose messages (all computed from `hidden`) arrive in random groups.
 
     Each micro-step delivers a random subset of the remaining messages and every receiver
@@ -473,8 +519,7 @@ def step_with_random_delivery(layer: MessagePassingLayer, node_fts: Tensor, edge
     mask = adj > 0
     msgs = layer.messages(node_fts, edge_fts, graph_fts, hidden, hidden)
     isolated = ~mask.any(dim=1)
-    state = torch.where(isolated[..., None],
-                        layer.update(node_fts, hidden, layer.aggregate(msgs, mask)), hidden)
+    state = torch.where(isolated[..., None], layer.update(node_fts, hidden, layer.aggregate(msgs, mask)), hidden)
     left = mask.clone()
     while left.any():
         group = left & (torch.rand(mask.shape, generator=gen, device=adj.device) < delivery_prob)
