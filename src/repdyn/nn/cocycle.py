@@ -25,7 +25,8 @@ subsets of in-flight messages per micro-step with nodes that send only when thei
   m_e(e_uv) + m_g(g); monotone and (tropical) max-homomorphic in the states, so senders may
   also change state between sends: the final state does not depend on the schedule.
 - `CappedLayer`: an L2/L3 layer with messages capped at a ceiling, so that a trained layer
-  has a finite fixed point to run to.
+  has a finite fixed point to run to; `MaxShifted`: a processor that shifts each graph's
+  states to a maximum of 0 between steps (a NAR-level normalisation outside the layer).
 - `run_synchronous` (optionally sending only from nodes that changed) / `run_asynchronous`
   execute a layer until nothing changes and count messages; `step_with_random_delivery`
   delivers one step's messages in random groups.
@@ -357,6 +358,28 @@ class CappedLayer(MessagePassingLayer):
 
     def update(self, node_fts: Tensor, hidden: Tensor, agg: Tensor) -> Tensor:
         return torch.maximum(hidden, agg.clamp_max(self.ceiling))
+
+
+class MaxShifted(nn.Module):
+    """A processor that runs `layer` for one step and then subtracts each graph's largest state.
+
+    Max-update states only grow (by a few units per step for a trained tropical layer), so at
+    larger sizes, with more steps, the decoders would read states far outside the training
+    range. The shift is one scalar per graph between steps, outside the layer, so the layer's
+    step (and its invariance) is untouched; it is treated as a constant for gradients.
+    """
+
+    returns_edges = False
+
+    def __init__(self, layer: MessagePassingLayer) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(
+        self, node_fts: Tensor, edge_fts: Tensor, graph_fts: Tensor, adj: Tensor, hidden: Tensor
+    ) -> tuple[Tensor, None]:
+        new, _ = self.layer(node_fts, edge_fts, graph_fts, adj, hidden)
+        return new - new.detach().amax(dim=(1, 2), keepdim=True), None
 
 
 @dataclasses.dataclass

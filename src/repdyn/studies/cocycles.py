@@ -4,15 +4,22 @@ For each algorithm (BFS, Bellman-Ford) two NARs are trained with the same recipe
 (clrs.md §2.3: mixed sizes n <= 16, Adam, best-validation weights): one whose processor is the
 asynchrony-invariant L3 `CocycleLayer` (tropical messages, max aggregation, max update) and a
 max-MPNN baseline (CLRS's `mpnn`). Each is tested out of distribution on the CLRS-30 test split
-(n = 64). On the same OOD graphs the trained L3 layer is then executed
+(n = 64). The L3 NAR shifts each graph's states to a maximum of 0 between steps (`shift`,
+`nn.cocycle.MaxShifted`): max-update states only grow, and at n = 64 the decoders would read
+states far outside their training range. On the first `exec_samples` OOD graphs, synchronous and
+asynchronous execution are then compared (claim C1):
 
-- inside the whole NAR unroll, every processor step's messages delivered in random groups;
-- to its fixed point from the step-0 features: synchronously (every edge every step),
-  synchronously sending only from nodes that changed, and asynchronously (random subsets of
-  in-flight messages per micro-step, nodes sending only when their state changed), capped at
-  `ceiling` so that the fixed point is finite (`nn.cocycle.CappedLayer`),
+- the trained L3 layer inside the whole NAR unroll, every processor step's messages delivered
+  in random groups (the follow-up's partitioned-execution check, cocycles.md §3);
+- the trained L3 layer run to its fixed point from the step-0 features, with messages capped at
+  the largest state it outputs in the NAR's own unroll (`nn.cocycle.CappedLayer`; uncapped, its
+  states roughly double every step and overflow);
+- an exact Bellman-Ford layer (an L3 tropical layer with hand-set weights, m_uv = h_u - w_uv)
+  run to its fixed point, which must also equal the true shortest distances;
 
-and the final states and the number of messages sent are compared.
+each synchronously (every edge every step), synchronously sending only from nodes that changed,
+and asynchronously (random subsets of in-flight messages per micro-step, nodes sending only when
+their state changed) under `schedules` schedules; the messages each sends are recorded.
 
     repdyn run cocycles
 
@@ -38,7 +45,14 @@ from repdyn.bench.study import Figure, Study
 from repdyn.bench.view import RunView
 from repdyn.methods.nar_training import TrainStream, evaluate_model, ood_test_feedback, validation_feedback
 from repdyn.models.nar import NAR, NARBatch, nb_dims_of
-from repdyn.nn.cocycle import CappedLayer, CocycleLayer, run_asynchronous, run_synchronous, step_with_random_delivery
+from repdyn.nn.cocycle import (
+    CappedLayer,
+    CocycleLayer,
+    MaxShifted,
+    run_asynchronous,
+    run_synchronous,
+    step_with_random_delivery,
+)
 
 ALGORITHMS = ("bfs", "bellman_ford")  # cocycles.md §5: the E7 checks' tasks
 PROCESSORS = ("cocycle", "mpnn")  # the L3 layer and the max-MPNN baseline (clrs.md §6.4)
@@ -57,6 +71,7 @@ class CocyclesConfig:
     batch_size: int = param(32, min=1)
     learning_rate: float = param(1e-3, min=0.0)
     grad_clip: float = param(1.0, min=0.0, help="global-norm clip (0 = off)")
+    shift: bool = param(True, help="subtract each graph's largest state between NAR steps (nn.cocycle.MaxShifted)")
     semiring: str = param("tropical", choices=("tropical", "log"), help="the L3 layer's semiring")
     tau: float = param(1.0, min=1e-6, help="log-semiring temperature")
     eval_every: int = param(50, min=1, help="validate (n = 16) every N steps; the best weights are tested")
@@ -83,8 +98,14 @@ def build_model(cfg: CocyclesConfig, spec: dict, nb_dims: dict[str, int]) -> NAR
     """The arm's NAR: the L3 cocycle processor (no LayerNorm: it would break invariance) or
     CLRS's max-MPNN."""
     if cfg.processor == "cocycle":
-        return NAR(spec, nb_dims, cfg.hidden, CocycleLayer(cfg.hidden, cfg.semiring, cfg.tau))
+        layer = CocycleLayer(cfg.hidden, cfg.semiring, cfg.tau)
+        return NAR(spec, nb_dims, cfg.hidden, MaxShifted(layer) if cfg.shift else layer)
     return NAR(spec, nb_dims, cfg.hidden, "mpnn", aggregation="max")
+
+
+def l3_layer(model: NAR) -> CocycleLayer:
+    """The cocycle NAR's L3 layer (inside `MaxShifted` when shifted)."""
+    return getattr(model.processor, "layer", model.processor)
 
 
 def train(ctx: RunContext) -> None:
@@ -151,7 +172,8 @@ def unroll_gap(model: NAR, batch: NARBatch, schedules: int, delivery_prob: float
     synchronous unroll and unrolls whose every processor step delivers its messages in random
     groups (`step_with_random_delivery`), over `schedules` schedules."""
     model.eval()
-    layer = model.processor
+    holder = model.processor if isinstance(model.processor, MaxShifted) else model
+    layer = l3_layer(model)
 
     def final(out) -> Tensor:
         return torch.cat([out.embeddings[-1][0].flatten()] + [v.flatten() for v in out.outputs.values()])
@@ -160,10 +182,10 @@ def unroll_gap(model: NAR, batch: NARBatch, schedules: int, delivery_prob: float
     gap = 0.0
     try:
         for schedule in range(schedules):
-            model.processor = _RandomDelivery(layer, schedule, delivery_prob)
+            holder.processor = _RandomDelivery(layer, schedule, delivery_prob)
             gap = max(gap, (final(model(batch, return_embeddings=True)) - reference).abs().max().item())
     finally:
-        model.processor = layer
+        holder.processor = layer
     return gap
 
 
@@ -203,7 +225,7 @@ def fixed_point_executions(model: NAR, batch: NARBatch, cfg: CocyclesConfig) -> 
     `compare_executions`)."""
     node_fts, edge_fts, graph_fts, adj, hidden = step0_inputs(model, batch)
     ceiling = cfg.ceiling or unroll_ceiling(model, batch)
-    layer = CappedLayer(model.processor, ceiling)
+    layer = CappedLayer(l3_layer(model), ceiling)
     rows = compare_executions(layer, (node_fts, edge_fts, graph_fts, adj, hidden), cfg)
     return [r | {"ceiling": ceiling} for r in rows]
 
@@ -299,11 +321,16 @@ def exact_executions(batch: NARBatch, algorithm: str, cfg: CocyclesConfig) -> tu
 
 @torch.no_grad()
 def unroll_ceiling(model: NAR, batch: NARBatch) -> float:
-    """The largest node state of the NAR's synchronous unroll on the batch: the range of states
-    the trained layer is used in."""
-    model.eval()
-    out = model(batch, return_embeddings=True)
-    return max(float(h.max()) for h, _ in out.embeddings)
+    """The largest state the L3 layer outputs in the NAR's synchronous unroll on the batch (before
+    any shift): the range of states the trained layer is used in."""
+    outputs: list[float] = []
+    handle = l3_layer(model).register_forward_hook(lambda module, args, out: outputs.append(float(out[0].max())))
+    try:
+        model.eval()
+        model(batch)
+    finally:
+        handle.remove()
+    return max(outputs)
 
 
 # ---- claims -----------------------------------------------------------------------------------
