@@ -469,3 +469,19 @@ def test_capped_update_is_a_monoid_action_and_capped_messages_a_cocycle():
         return layer.messages(x, e, g, state, receiver).clamp_max(0.5)
 
     assert torch.equal(psi(torch.maximum(a, b)), torch.maximum(psi(a), psi(b)))
+
+
+def test_max_shifted_processor_subtracts_each_graphs_largest_state():
+    layer = _random_layer(3, 34)
+    shifted = cocycle.MaxShifted(layer)
+    x, e, g, adj, _ = _graph(35, batch=3, n=6, p=0.5)
+    h = torch.randn(3, 6, 4, generator=_gen(36), dtype=DT)
+    out, edges = shifted(x, e, g, adj, h)
+    step, _ = layer(x, e, g, adj, h)
+    assert edges is None and shifted.returns_edges is False
+    assert torch.equal(out, step - step.amax(dim=(1, 2), keepdim=True))
+    assert torch.equal(out.amax(dim=(1, 2)), torch.zeros(3, dtype=DT))
+    weights = torch.randn(out.shape, generator=_gen(37), dtype=DT)
+    (grad_shifted,) = torch.autograd.grad((shifted(x, e, g, adj, h)[0] * weights).sum(), layer.maps[0].weight)
+    (grad_plain,) = torch.autograd.grad((layer(x, e, g, adj, h)[0] * weights).sum(), layer.maps[0].weight)
+    assert torch.equal(grad_shifted, grad_plain)  # the shift is a constant for gradients

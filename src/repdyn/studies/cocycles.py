@@ -67,7 +67,7 @@ class CocyclesConfig:
 
     algorithms: tuple[str, ...] = param(ALGORITHMS, choices=ALGORITHMS, help="algorithms to train on")
     hidden: int = param(32, min=1, help="width H of both NARs (128 in CLRS; 32 fits a CPU budget)")
-    train_steps: int = param(300, min=1, help="optimizer steps, the same for both processors")
+    train_steps: int = param(400, min=1, help="optimizer steps, the same for both processors")
     batch_size: int = param(32, min=1)
     learning_rate: float = param(1e-3, min=0.0)
     grad_clip: float = param(1.0, min=0.0, help="global-norm clip (0 = off)")
