@@ -11,9 +11,9 @@ from repdyn.bench import config as cfg
 from repdyn.bench.store import RunStore
 from repdyn.bench.view import RunView
 from repdyn.cli import main
-from repdyn.methods.nar_training import ood_test_feedback
-from repdyn.models.nar import NARBatch
-from repdyn.nn.cocycle import run_asynchronous, run_synchronous
+from repdyn.methods.nar_training import ood_test_feedback, validation_feedback
+from repdyn.models.nar import NAR, NARBatch, nb_dims_of
+from repdyn.nn.cocycle import AggregationInvariantLayer, CocycleLayer, MaxShifted, run_asynchronous, run_synchronous
 from repdyn.studies import cocycles
 from repdyn.studies.cocycles import (
     UNREACHED,
@@ -22,6 +22,8 @@ from repdyn.studies.cocycles import (
     claim_parity,
     exact_inputs,
     exact_layer,
+    l3_layer,
+    unroll_gap,
 )
 from repdyn.tasks.clrs.specs import SPECS
 
@@ -54,6 +56,21 @@ def test_exact_layer_computes_shortest_paths_synchronously_and_asynchronously(al
         run = run_asynchronous(layer, *args, seed=seed)
         assert run.converged and torch.allclose(run.hidden, sync.hidden, rtol=0, atol=1e-9)
         assert (run.messages < sync.messages).all()
+
+
+@pytest.mark.parametrize("shift", [True, False])
+def test_unroll_gap_is_zero_for_l3_and_not_for_a_non_invariant_layer(shift):
+    """The NAR-level check delivers every step's messages in random groups: exact for the L3
+    layer, visibly different for L1 (ReLU update) in its place - with and without the shift."""
+    feedback = validation_feedback("bfs", 4, length=8)
+    batch = NARBatch.from_feedback(feedback, SPECS["bfs"])
+    gaps = {}
+    for name, layer in (("l3", CocycleLayer(8)), ("l1", AggregationInvariantLayer(8))):
+        torch.manual_seed(0)
+        model = NAR(SPECS["bfs"], nb_dims_of(feedback), 8, MaxShifted(layer) if shift else layer)
+        gaps[name] = unroll_gap(model, batch, schedules=3, delivery_prob=0.5)
+        assert l3_layer(model) is layer  # the layer is back in place afterwards
+    assert gaps["l3"] <= 1e-6 and gaps["l1"] > 1e-3, gaps
 
 
 # ---------------------------------------------------------------- claim logic

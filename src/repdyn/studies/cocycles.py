@@ -172,7 +172,7 @@ def unroll_gap(model: NAR, batch: NARBatch, schedules: int, delivery_prob: float
     synchronous unroll and unrolls whose every processor step delivers its messages in random
     groups (`step_with_random_delivery`), over `schedules` schedules."""
     model.eval()
-    holder = model.processor if isinstance(model.processor, MaxShifted) else model
+    holder, slot = (model.processor, "layer") if isinstance(model.processor, MaxShifted) else (model, "processor")
     layer = l3_layer(model)
 
     def final(out) -> Tensor:
@@ -182,10 +182,10 @@ def unroll_gap(model: NAR, batch: NARBatch, schedules: int, delivery_prob: float
     gap = 0.0
     try:
         for schedule in range(schedules):
-            holder.processor = _RandomDelivery(layer, schedule, delivery_prob)
+            setattr(holder, slot, _RandomDelivery(layer, schedule, delivery_prob))
             gap = max(gap, (final(model(batch, return_embeddings=True)) - reference).abs().max().item())
     finally:
-        holder.processor = layer
+        setattr(holder, slot, layer)
     return gap
 
 
