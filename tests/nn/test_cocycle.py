@@ -11,6 +11,7 @@ from repdyn.bench.errors import ConfigError
 from repdyn.nn import cocycle
 from repdyn.nn.cocycle import (
     AggregationInvariantLayer,
+    CappedLayer,
     CocycleLayer,
     LogSemiringLinear,
     TropicalLinear,
@@ -25,7 +26,6 @@ from repdyn.nn.cocycle import (
 
 DT = torch.float64
 SCHEDULES = range(10)
-
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -83,7 +83,7 @@ def test_chunked_maps_equal_one_chunk(monkeypatch):
         monkeypatch.setattr(cocycle, "_CHUNK_ELEMENTS", 6 * 7 * 3)  # chunks of 3 inputs
         pieces = run(fn)
         monkeypatch.undo()
-        for p, q in zip(whole, pieces):
+        for p, q in zip(whole, pieces, strict=True):
             assert torch.allclose(p, q, rtol=1e-12, atol=1e-12)
 
 
@@ -102,8 +102,7 @@ def _graph(seed: int, batch: int = 4, n: int = 16, p: float = 0.1):
     x[..., :2] *= 2
     x[..., 2:] *= 0.1
     adj = (torch.rand(batch, n, n, generator=gen) < p).to(DT)
-    return x, 0.1 * uniform(batch, n, n, 4), 0.1 * uniform(batch, 4), adj, torch.zeros(batch, n, 4,
-                                                                                     dtype=DT)
+    return x, 0.1 * uniform(batch, n, n, 4), 0.1 * uniform(batch, 4), adj, torch.zeros(batch, n, 4, dtype=DT)
 
 
 def _bounded_cocycle_layer(seed: int, semiring: str = "tropical", tau: float = 1.0):
@@ -137,10 +136,17 @@ def _random_layer(level: int, seed: int, **kwargs):
     return cocycle.LEVELS[level](4, **kwargs).to(DT)
 
 
-@pytest.mark.parametrize("layer", [
-    AggregationInvariantLayer(4), AggregationInvariantLayer(4, aggregation="sum"),
-    UpdateInvariantLayer(4), CocycleLayer(4), CocycleLayer(4, semiring="log", tau=0.5)],
-    ids=["L1max", "L1sum", "L2", "L3tropical", "L3log"])
+@pytest.mark.parametrize(
+    "layer",
+    [
+        AggregationInvariantLayer(4),
+        AggregationInvariantLayer(4, aggregation="sum"),
+        UpdateInvariantLayer(4),
+        CocycleLayer(4),
+        CocycleLayer(4, semiring="log", tau=0.5),
+    ],
+    ids=["L1max", "L1sum", "L2", "L3tropical", "L3log"],
+)
 def test_processor_interface_and_permutation_equivariance(layer):
     layer = layer.to(DT)
     x, e, g, adj, _ = _graph(7, batch=2, n=6, p=0.5)
@@ -198,8 +204,7 @@ def test_cocycle_identity_of_the_message():
         return psi(act(m, state), log)
 
     assert torch.equal(psi(act(m1, s), log), torch.maximum(psi(s, log), delta_log(m1, s)))
-    assert torch.equal(delta_log(act(m1, m2), s),
-                       torch.maximum(delta_log(m2, s), delta_log(m1, act(m2, s))))
+    assert torch.equal(delta_log(act(m1, m2), s), torch.maximum(delta_log(m2, s), delta_log(m1, act(m2, s))))
     assert not torch.allclose(psi(act(m1, s), log), torch.maximum(psi(s, log), psi(m1, log)))
 
 
@@ -232,8 +237,7 @@ def test_random_delivery_within_a_step_changes_l1(aggregation):
     else:
         combined = layer.aggregate(msgs, halves) + layer.aggregate(msgs, edges & ~halves)
     assert torch.allclose(layer.update(x, h, combined), sync, rtol=1e-12, atol=1e-12)
-    gaps = [(step_with_random_delivery(layer, x, e, g, adj, h, seed) - sync).abs().max()
-            for seed in SCHEDULES]
+    gaps = [(step_with_random_delivery(layer, x, e, g, adj, h, seed) - sync).abs().max() for seed in SCHEDULES]
     assert max(gaps) > 1e-2
 
 
@@ -281,8 +285,7 @@ def _hand_layer(hidden: int, sender, receiver, edge, graph=0.0) -> CocycleLayer:
 
 
 def _zeros(n: int, hidden: int):
-    return (torch.zeros(1, n, 1, dtype=DT), torch.zeros(1, n, n, 1, dtype=DT),
-            torch.zeros(1, 1, dtype=DT))
+    return (torch.zeros(1, n, 1, dtype=DT), torch.zeros(1, n, n, 1, dtype=DT), torch.zeros(1, 1, dtype=DT))
 
 
 def test_receiver_state_is_an_argument_of_the_message():
@@ -291,8 +294,9 @@ def test_receiver_state_is_an_argument_of_the_message():
     the fixed point); every asynchronous order ends there too, because v recombines the sender
     states it stored with its own new state."""
     far = -100.0
-    layer = _hand_layer(2, sender=[[far, 0.0, far], [far, 0.0, far]],
-                        receiver=[[0.0, far, far], [far, 0.0, far]], edge=[-0.5, -1.0])
+    layer = _hand_layer(
+        2, sender=[[far, 0.0, far], [far, 0.0, far]], receiver=[[0.0, far, far], [far, 0.0, far]], edge=[-0.5, -1.0]
+    )
     x, e, g = _zeros(3, 2)
     adj = torch.zeros(1, 3, 3, dtype=DT)
     adj[0, 0, 2] = adj[0, 1, 2] = 1
@@ -327,8 +331,7 @@ def test_message_counts_on_a_chain_equal_a_hand_count():
         run = run_asynchronous(layer, x, e, g, adj, h0, seed=seed)
         assert torch.equal(run.hidden, expected)
         assert run.messages.item() == 9
-        assert torch.equal(run.sent[0, torch.arange(n - 1), torch.arange(1, n)],
-                           torch.tensor([1, 2, 2, 2, 2]))
+        assert torch.equal(run.sent[0, torch.arange(n - 1), torch.arange(1, n)], torch.tensor([1, 2, 2, 2, 2]))
         assert 5 <= run.delivered.sum().item() <= 9
 
 
@@ -343,8 +346,7 @@ def test_masked_edges_never_deliver():
         run = run_asynchronous(layer, x, loud, g, adj, h0, seed=seed)
         assert torch.allclose(run.hidden, sync.hidden, rtol=0, atol=1e-12)
         assert (run.sent[adj == 0] == 0).all() and (run.delivered[adj == 0] == 0).all()
-    assert torch.equal(step_with_random_delivery(layer, x, loud, g, adj, h0, 0),
-                       layer(x, e, g, adj, h0)[0])
+    assert torch.equal(step_with_random_delivery(layer, x, loud, g, adj, h0, 0), layer(x, e, g, adj, h0)[0])
 
 
 def test_bad_arguments_are_config_errors():
@@ -358,3 +360,128 @@ def test_bad_arguments_are_config_errors():
     x, e, g, adj, h0 = _graph(1, batch=1, n=3)
     with pytest.raises(ConfigError, match="delivery_prob"):
         run_asynchronous(layer.to(DT), x, e, g, adj, h0, seed=0, delivery_prob=0.0)
+
+
+# ---------------------------------------------------------------- sending only on change
+
+
+@pytest.mark.parametrize("level", [2, 3])
+def test_sending_only_on_change_keeps_the_fixed_point_with_fewer_messages(level):
+    """With h' = max(h, agg) a message from an unchanged sender to an unchanged receiver is
+    already absorbed, so skipping it changes no state at any step."""
+    layer = _bounded_cocycle_layer(24) if level == 3 else _random_layer(2, 25)
+    x, e, g, adj, h0 = _graph(26)
+    plain = run_synchronous(layer, x, e, g, adj, h0)
+    lazy = run_synchronous(layer, x, e, g, adj, h0, send_only_when_changed=True)
+    assert plain.converged and lazy.converged and plain.steps >= 3
+    assert torch.equal(lazy.hidden, plain.hidden) and lazy.steps == plain.steps
+    assert (lazy.messages < plain.messages).all()
+    # the first step sends on every edge, later ones only from nodes that changed before them
+    assert (lazy.sent >= adj.long()).all() and (lazy.sent <= plain.sent).all()
+
+
+def test_sending_only_on_change_changes_l1():
+    """L1's update is not idempotent: re-applying it with the same messages moves the state."""
+    layer = _random_layer(1, 27)
+    x, e, g, adj, _ = _graph(26)
+    h0 = torch.rand(x.shape[:2] + (4,), generator=_gen(28), dtype=DT)
+    plain = run_synchronous(layer, x, e, g, adj, h0, max_steps=5)
+    lazy = run_synchronous(layer, x, e, g, adj, h0, max_steps=5, send_only_when_changed=True)
+    assert (lazy.hidden - plain.hidden).abs().max() > 1e-2
+
+
+def test_chain_message_counts_when_sending_only_on_change():
+    """The hand-counted chain of `test_message_counts_on_a_chain_equal_a_hand_count`: step 1
+    sends on all 5 edges, steps 2-5 from node k - 1 only (the one that changed at step k - 1),
+    step 6 from node 5, which has no out-edge: 9 messages, as asynchronously."""
+    n, far = 6, -100.0
+    layer = _hand_layer(1, sender=[[far, -1.0]], receiver=[[0.0, far]], edge=[0.0])
+    x, e, g = _zeros(n, 1)
+    adj = torch.zeros(1, n, n, dtype=DT)
+    adj[0, torch.arange(n - 1), torch.arange(1, n)] = 1
+    h0 = torch.zeros(1, n, 1, dtype=DT)
+    h0[0, 0, 0] = 10
+    lazy = run_synchronous(layer, x, e, g, adj, h0, send_only_when_changed=True)
+    assert torch.equal(lazy.hidden, run_synchronous(layer, x, e, g, adj, h0).hidden)
+    assert lazy.messages.item() == 9 and lazy.steps == 6
+
+
+class _SumAggregationLayer(CocycleLayer):
+    """L3's messages and update with sum aggregation: level 1 holds, level 2 does not
+    (max(max(h, a), b) != max(h, a + b))."""
+
+    def aggregate(self, msgs, mask):
+        total = (msgs * mask[..., None]).sum(dim=1)
+        return torch.where(mask.any(dim=1)[..., None], total, float("-inf"))
+
+
+def test_sum_aggregation_differs_under_asynchrony():
+    """The counterexample: the same weights with sum aggregation end elsewhere asynchronously
+    (a partial sum of messages, some negative, exceeds the full one)."""
+    invariant = _bounded_cocycle_layer(19)
+    layer = _SumAggregationLayer(4).to(DT)
+    layer.load_state_dict(invariant.state_dict())
+    x, e, g, adj, h0 = _graph(20)
+    sync = run_synchronous(CappedLayer(layer, 5.0), x, e, g, adj, h0)
+    assert sync.converged
+    gaps = [
+        (run_asynchronous(CappedLayer(layer, 5.0), x, e, g, adj, h0, seed=s).hidden - sync.hidden).abs().max().item()
+        for s in SCHEDULES
+    ]
+    assert max(gaps) > 1e-2
+
+
+# ---------------------------------------------------------------- capped layer
+
+
+def _growing_layer(seed: int) -> CocycleLayer:
+    """A random L3 layer with positive-gain loops: its uncapped fixed point is at +inf."""
+    layer = _random_layer(3, seed)
+    with torch.no_grad():
+        for m in layer.maps:
+            m.weight.add_(0.5)
+    return layer
+
+
+def test_capping_gives_a_finite_fixed_point_that_asynchrony_keeps():
+    layer = _growing_layer(29)
+    x, e, g, adj, h0 = _graph(30)
+    assert not run_synchronous(layer, x, e, g, adj, h0, max_steps=50).converged
+    capped = CappedLayer(layer, 3.0)
+    assert list(capped.parameters()) == list(layer.parameters())
+    sync = run_synchronous(capped, x, e, g, adj, h0)
+    assert sync.converged and sync.hidden.max() == 3.0 and (sync.hidden < 3.0).any()
+    for seed in SCHEDULES:
+        run = run_asynchronous(capped, x, e, g, adj, h0, seed=seed)
+        assert run.converged and torch.equal(run.hidden, sync.hidden)
+
+
+def test_capped_update_is_a_monoid_action_and_capped_messages_a_cocycle():
+    """min(., c) distributes over max, so both algebraic conditions of cocycles.md §2 survive."""
+    gen = _gen(31)
+    layer = CappedLayer(_random_layer(3, 32), 0.5)
+    x, e, g, _, _ = _graph(33, batch=2, n=5)
+    h, a, b = (torch.randn(2, 5, 4, generator=gen, dtype=DT) for _ in range(3))
+    assert torch.equal(layer.update(x, layer.update(x, h, a), b), layer.update(x, h, torch.maximum(a, b)))
+    receiver = torch.randn(2, 5, 4, generator=gen, dtype=DT)
+
+    def psi(state):  # the capped message, as the update sees it
+        return layer.messages(x, e, g, state, receiver).clamp_max(0.5)
+
+    assert torch.equal(psi(torch.maximum(a, b)), torch.maximum(psi(a), psi(b)))
+
+
+def test_max_shifted_processor_subtracts_each_graphs_largest_state():
+    layer = _random_layer(3, 34)
+    shifted = cocycle.MaxShifted(layer)
+    x, e, g, adj, _ = _graph(35, batch=3, n=6, p=0.5)
+    h = torch.randn(3, 6, 4, generator=_gen(36), dtype=DT)
+    out, edges = shifted(x, e, g, adj, h)
+    step, _ = layer(x, e, g, adj, h)
+    assert edges is None and shifted.returns_edges is False
+    assert torch.equal(out, step - step.amax(dim=(1, 2), keepdim=True))
+    assert torch.equal(out.amax(dim=(1, 2)), torch.zeros(3, dtype=DT))
+    weights = torch.randn(out.shape, generator=_gen(37), dtype=DT)
+    (grad_shifted,) = torch.autograd.grad((shifted(x, e, g, adj, h)[0] * weights).sum(), layer.maps[0].weight)
+    (grad_plain,) = torch.autograd.grad((layer(x, e, g, adj, h)[0] * weights).sum(), layer.maps[0].weight)
+    assert torch.equal(grad_shifted, grad_plain)  # the shift is a constant for gradients

@@ -14,13 +14,22 @@ subsets of in-flight messages per micro-step with nodes that send only when thei
   L1 `AggregationInvariantLayer`: CLRS's MPNN step - MLP messages, max (or sum) aggregation,
   h' = ReLU(o1(z) + o2(agg)); only the grouping of messages inside one aggregation is free.
   L2 `UpdateInvariantLayer`: linear messages, max aggregation, h' = max(h, agg), a monoid
-  action, so the messages of one step may arrive in any order and batching (but senders may
-  not change state in between: linear messages are not monotone).
+  action, so the messages of one step may arrive in any order and batching. Across steps it is
+  not invariant, and that is intrinsic, not an executor artefact: a receiver keeps the max of
+  every message it ever got, so its final state depends on which intermediate sender (and
+  receiver) states a schedule happens to visit; only when m(max(s, s')) = max(m(s), m(s'))
+  (level 3, the cocycle condition) is every visited state's message dominated by the last one.
+  A linear m with a negative weight is not even monotone, so a transient state can leave a
+  message that the synchronous run never produces.
   L3 `CocycleLayer`: the same with semiring-linear messages m_uv = m1(z_v) + m2(z_u) +
   m_e(e_uv) + m_g(g); monotone and (tropical) max-homomorphic in the states, so senders may
   also change state between sends: the final state does not depend on the schedule.
-- `run_synchronous` / `run_asynchronous` execute a layer until nothing changes and count
-  messages; `step_with_random_delivery` delivers one step's messages in random groups.
+- `CappedLayer`: an L2/L3 layer with messages capped at a ceiling, so that a trained layer
+  has a finite fixed point to run to; `MaxShifted`: a processor that shifts each graph's
+  states to a maximum of 0 between steps (a NAR-level normalisation outside the layer).
+- `run_synchronous` (optionally sending only from nodes that changed) / `run_asynchronous`
+  execute a layer until nothing changes and count messages; `step_with_random_delivery`
+  delivers one step's messages in random groups.
 """
 
 from __future__ import annotations
@@ -53,7 +62,7 @@ class _MaxPlus(torch.autograd.Function):
         arg = torch.zeros((rows, out), dtype=torch.int64, device=x.device)
         step = _chunk(rows, out, width)
         for start in range(0, width, step):
-            scores = x[:, None, start:start + step] + weight[None, :, start:start + step]
+            scores = x[:, None, start : start + step] + weight[None, :, start : start + step]
             value, index = scores.max(dim=-1)
             better = value > best
             best = torch.where(better, value, best)
@@ -82,7 +91,7 @@ class _LogSemiring(torch.autograd.Function):
         acc = x.new_full((rows, out), float("-inf"))
         step = _chunk(rows, out, width)
         for start in range(0, width, step):
-            scores = (x[:, None, start:start + step] + weight[None, :, start:start + step]) / tau
+            scores = (x[:, None, start : start + step] + weight[None, :, start : start + step]) / tau
             acc = torch.logaddexp(acc, torch.logsumexp(scores, dim=-1))
         y = acc * tau
         ctx.save_for_backward(x, weight, y)
@@ -100,8 +109,9 @@ class _LogSemiring(torch.autograd.Function):
         step = _chunk(rows, weight.shape[0], width)
         for start in range(0, width, step):
             stop = start + step
-            share = torch.exp((x[:, None, start:stop] + weight[None, :, start:stop]
-                               - y[:, :, None]) / ctx.tau)  # softmax weights, [rows, out, c]
+            share = torch.exp(
+                (x[:, None, start:stop] + weight[None, :, start:stop] - y[:, :, None]) / ctx.tau
+            )  # softmax weights, [rows, out, c]
             weighted = share * grad[:, :, None]
             grad_x[:, start:stop] = weighted.sum(dim=1)
             grad_w[:, start:stop] = weighted.sum(dim=0)
@@ -154,8 +164,9 @@ class LogSemiringLinear(nn.Module):
             raise ConfigError("tau", f"must be > 0, got {tau}")
         self.in_features, self.out_features, self.tau = in_features, out_features, tau
         # offset by -tau log(in): a zero input maps to about zero, as in the tropical map
-        self.weight = nn.Parameter(torch.randn(out_features, in_features) / math.sqrt(in_features)
-                                   - tau * math.log(in_features))
+        self.weight = nn.Parameter(
+            torch.randn(out_features, in_features) / math.sqrt(in_features) - tau * math.log(in_features)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return log_semiring(x, self.weight, self.tau)
@@ -174,22 +185,23 @@ class MessagePassingLayer(nn.Module):
 
     returns_edges = False  # the NAR processor flag: no edge embeddings are returned
 
-    def __init__(self, hidden_size: int, node_size: int | None, edge_size: int | None,
-                 graph_size: int | None) -> None:
+    def __init__(self, hidden_size: int, node_size: int | None, edge_size: int | None, graph_size: int | None) -> None:
         super().__init__()
         self.hidden_size = hidden_size
         self.node_size = node_size or hidden_size
         self.edge_size = edge_size or hidden_size
         self.graph_size = graph_size or hidden_size
 
-    def forward(self, node_fts: Tensor, edge_fts: Tensor, graph_fts: Tensor, adj: Tensor,
-                hidden: Tensor) -> tuple[Tensor, None]:
+    def forward(
+        self, node_fts: Tensor, edge_fts: Tensor, graph_fts: Tensor, adj: Tensor, hidden: Tensor
+    ) -> tuple[Tensor, None]:
         """One synchronous step: every edge with adj[b, u, v] > 0 delivers m_uv to v."""
         msgs = self.messages(node_fts, edge_fts, graph_fts, hidden, hidden)
         return self.update(node_fts, hidden, self.aggregate(msgs, adj > 0)), None
 
-    def messages(self, node_fts: Tensor, edge_fts: Tensor, graph_fts: Tensor,
-                 sender_hidden: Tensor, receiver_hidden: Tensor) -> Tensor:
+    def messages(
+        self, node_fts: Tensor, edge_fts: Tensor, graph_fts: Tensor, sender_hidden: Tensor, receiver_hidden: Tensor
+    ) -> Tensor:
         """m[b, u, v] for every pair, [B, n, n, H]; the sender's hidden is [B, n, H] or, one
         (possibly outdated) copy per edge, [B, n, n, H]."""
         raise NotImplementedError
@@ -202,8 +214,9 @@ class MessagePassingLayer(nn.Module):
         """New hidden state from the old one and the aggregate."""
         raise NotImplementedError
 
-    def _multilinear(self, node_fts: Tensor, edge_fts: Tensor, graph_fts: Tensor,
-                     sender_hidden: Tensor, receiver_hidden: Tensor) -> Tensor:
+    def _multilinear(
+        self, node_fts: Tensor, edge_fts: Tensor, graph_fts: Tensor, sender_hidden: Tensor, receiver_hidden: Tensor
+    ) -> Tensor:
         """m1(z_v) + m2(z_u) + m_e(e_uv) + m_g(g) with (m1, m2, m_e, m_g) = `self.maps`
         (clrs.md §6.4's message layout)."""
         m1, m2, m_e, m_g = self.maps
@@ -223,22 +236,27 @@ class AggregationInvariantLayer(MessagePassingLayer):
     A node without incoming edges aggregates to 0.
     """
 
-    def __init__(self, hidden_size: int, aggregation: Literal["max", "sum"] = "max",
-                 node_size: int | None = None, edge_size: int | None = None,
-                 graph_size: int | None = None) -> None:
+    def __init__(
+        self,
+        hidden_size: int,
+        aggregation: Literal["max", "sum"] = "max",
+        node_size: int | None = None,
+        edge_size: int | None = None,
+        graph_size: int | None = None,
+    ) -> None:
         super().__init__(hidden_size, node_size, edge_size, graph_size)
         if aggregation not in ("max", "sum"):
             raise ConfigError("aggregation", f"must be 'max' or 'sum', got {aggregation!r}")
         self.aggregation = aggregation
         h, z = hidden_size, self.node_size + hidden_size
-        self.maps = nn.ModuleList([nn.Linear(z, h), nn.Linear(z, h), nn.Linear(self.edge_size, h),
-                                   nn.Linear(self.graph_size, h)])
+        self.maps = nn.ModuleList(
+            [nn.Linear(z, h), nn.Linear(z, h), nn.Linear(self.edge_size, h), nn.Linear(self.graph_size, h)]
+        )
         self.mlp = nn.Sequential(nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, h))
         self.o1, self.o2 = nn.Linear(z, h), nn.Linear(h, h)
 
     def messages(self, node_fts, edge_fts, graph_fts, sender_hidden, receiver_hidden):
-        return self.mlp(self._multilinear(node_fts, edge_fts, graph_fts, sender_hidden,
-                                          receiver_hidden))
+        return self.mlp(self._multilinear(node_fts, edge_fts, graph_fts, sender_hidden, receiver_hidden))
 
     def aggregate(self, msgs: Tensor, mask: Tensor) -> Tensor:
         if self.aggregation == "sum":
@@ -268,12 +286,18 @@ class UpdateInvariantLayer(_MaxUpdateLayer):
     between sends does change the result (linear messages are not monotone).
     """
 
-    def __init__(self, hidden_size: int, node_size: int | None = None,
-                 edge_size: int | None = None, graph_size: int | None = None) -> None:
+    def __init__(
+        self,
+        hidden_size: int,
+        node_size: int | None = None,
+        edge_size: int | None = None,
+        graph_size: int | None = None,
+    ) -> None:
         super().__init__(hidden_size, node_size, edge_size, graph_size)
         h, z = hidden_size, self.node_size + hidden_size
-        self.maps = nn.ModuleList([nn.Linear(z, h), nn.Linear(z, h), nn.Linear(self.edge_size, h),
-                                   nn.Linear(self.graph_size, h)])
+        self.maps = nn.ModuleList(
+            [nn.Linear(z, h), nn.Linear(z, h), nn.Linear(self.edge_size, h), nn.Linear(self.graph_size, h)]
+        )
 
 
 class CocycleLayer(_MaxUpdateLayer):
@@ -285,9 +309,15 @@ class CocycleLayer(_MaxUpdateLayer):
     receiver still ends where synchronous execution does (cocycles.md §2-§3).
     """
 
-    def __init__(self, hidden_size: int, semiring: Literal["tropical", "log"] = "tropical",
-                 tau: float = 1.0, node_size: int | None = None, edge_size: int | None = None,
-                 graph_size: int | None = None) -> None:
+    def __init__(
+        self,
+        hidden_size: int,
+        semiring: Literal["tropical", "log"] = "tropical",
+        tau: float = 1.0,
+        node_size: int | None = None,
+        edge_size: int | None = None,
+        graph_size: int | None = None,
+    ) -> None:
         super().__init__(hidden_size, node_size, edge_size, graph_size)
         if semiring not in ("tropical", "log"):
             raise ConfigError("semiring", f"must be 'tropical' or 'log', got {semiring!r}")
@@ -299,22 +329,68 @@ class CocycleLayer(_MaxUpdateLayer):
             return LogSemiringLinear(fan_in, hidden_size, tau)
 
         z = self.node_size + hidden_size
-        self.maps = nn.ModuleList([linear(z), linear(z), linear(self.edge_size),
-                                   linear(self.graph_size)])
+        self.maps = nn.ModuleList([linear(z), linear(z), linear(self.edge_size), linear(self.graph_size)])
 
 
 LEVELS = {1: AggregationInvariantLayer, 2: UpdateInvariantLayer, 3: CocycleLayer}
+
+
+class CappedLayer(MessagePassingLayer):
+    """A max-update layer whose messages are capped: h' = max(h, min(agg, ceiling)).
+
+    Running a trained L3 layer to its fixed point can diverge (a state feeding a positive-gain
+    cycle grows without bound, since messages add the sender's and receiver's states). Capping
+    keeps the invariance: min(., c) distributes over max, so the capped message is still
+    monotone, a max-homomorphism when the message is, and the update is still a monoid action;
+    states then stay below max(h0, c) and a fixed point exists. Shares the wrapped layer's
+    parameters.
+    """
+
+    def __init__(self, layer: _MaxUpdateLayer, ceiling: float) -> None:
+        super().__init__(layer.hidden_size, layer.node_size, layer.edge_size, layer.graph_size)
+        self.layer, self.ceiling = layer, ceiling
+
+    def messages(self, node_fts, edge_fts, graph_fts, sender_hidden, receiver_hidden):
+        return self.layer.messages(node_fts, edge_fts, graph_fts, sender_hidden, receiver_hidden)
+
+    def aggregate(self, msgs: Tensor, mask: Tensor) -> Tensor:
+        return self.layer.aggregate(msgs, mask)
+
+    def update(self, node_fts: Tensor, hidden: Tensor, agg: Tensor) -> Tensor:
+        return torch.maximum(hidden, agg.clamp_max(self.ceiling))
+
+
+class MaxShifted(nn.Module):
+    """A processor that runs `layer` for one step and then subtracts each graph's largest state.
+
+    Max-update states only grow (by a few units per step for a trained tropical layer), so at
+    larger sizes, with more steps, the decoders would read states far outside the training
+    range. The shift is one scalar per graph between steps, outside the layer, so the layer's
+    step (and its invariance) is untouched; it is treated as a constant for gradients.
+    """
+
+    returns_edges = False
+
+    def __init__(self, layer: MessagePassingLayer) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(
+        self, node_fts: Tensor, edge_fts: Tensor, graph_fts: Tensor, adj: Tensor, hidden: Tensor
+    ) -> tuple[Tensor, None]:
+        new, _ = self.layer(node_fts, edge_fts, graph_fts, adj, hidden)
+        return new - new.detach().amax(dim=(1, 2), keepdim=True), None
 
 
 @dataclasses.dataclass
 class Execution:
     """A run to a fixed point: final states, steps taken, and messages per edge."""
 
-    hidden: Tensor     # [B, n, H] final states
-    sent: Tensor       # [B, n, n] messages sent on each edge (sender, receiver)
+    hidden: Tensor  # [B, n, H] final states
+    sent: Tensor  # [B, n, n] messages sent on each edge (sender, receiver)
     delivered: Tensor  # [B, n, n] delivered (async: a newer send replaces an undelivered one)
-    steps: int         # synchronous: layer steps; asynchronous: micro-steps
-    converged: bool    # a fixed point (sync) or quiescence (async) was reached within the cap
+    steps: int  # synchronous: layer steps; asynchronous: micro-steps
+    converged: bool  # a finite fixed point (sync) or quiescence (async) within the cap
 
     @property
     def messages(self) -> Tensor:
@@ -323,30 +399,60 @@ class Execution:
 
 
 @torch.no_grad()
-def run_synchronous(layer: MessagePassingLayer, node_fts: Tensor, edge_fts: Tensor,
-                    graph_fts: Tensor, adj: Tensor, hidden: Tensor,
-                    max_steps: int = 1000) -> Execution:
-    """Apply the layer (every edge sends every step) until the states stop changing.
+def run_synchronous(
+    layer: MessagePassingLayer,
+    node_fts: Tensor,
+    edge_fts: Tensor,
+    graph_fts: Tensor,
+    adj: Tensor,
+    hidden: Tensor,
+    max_steps: int = 1000,
+    send_only_when_changed: bool = False,
+) -> Execution:
+    """Apply the layer step by step until the states stop changing.
 
-    A graph's count stops at the step that first leaves it unchanged (that step included).
+    Plain: every edge sends every step; a graph's count stops at the step that first leaves it
+    unchanged (that step included). `send_only_when_changed`: after the first step only nodes
+    whose state changed in the previous step send, and a node whose own state changed
+    recombines the sender states it stored (a local event, not a message). With an idempotent
+    update h' = max(h, agg) (L2, L3) a skipped message m(h_u, h_v) equals one already absorbed
+    into h_v, so the final state is unchanged; L1's update is not idempotent, so it changes.
     """
     mask = adj > 0
     sent = torch.zeros(mask.shape, dtype=torch.int64, device=adj.device)
     done = torch.zeros(mask.shape[0], dtype=torch.bool, device=adj.device)
+    changed = torch.ones(mask.shape[:2], dtype=torch.bool, device=adj.device)
     steps = 0
     while steps < max_steps and not bool(done.all()):
-        new, _ = layer(node_fts, edge_fts, graph_fts, adj, hidden)
-        sent += mask * ~done[:, None, None]
+        if send_only_when_changed:
+            senders = mask & changed[:, :, None]
+            group = senders | (mask & changed[:, None, :])
+            msgs = layer.messages(node_fts, edge_fts, graph_fts, hidden, hidden)
+            new = layer.update(node_fts, hidden, layer.aggregate(msgs, group))
+            new = torch.where(group.any(dim=1)[..., None], new, hidden)
+        else:
+            senders = mask & ~done[:, None, None]
+            new, _ = layer(node_fts, edge_fts, graph_fts, adj, hidden)
+        sent += senders
         steps += 1
-        done |= (new == hidden).flatten(1).all(dim=1)
+        changed = (new != hidden).any(dim=-1)
+        done |= ~changed.any(dim=1)
         hidden = new
-    return Execution(hidden, sent, sent.clone(), steps, bool(done.all()))
+    return Execution(hidden, sent, sent.clone(), steps, bool(done.all()) and _finite(hidden))
 
 
 @torch.no_grad()
-def run_asynchronous(layer: MessagePassingLayer, node_fts: Tensor, edge_fts: Tensor,
-                     graph_fts: Tensor, adj: Tensor, hidden: Tensor, seed: int,
-                     delivery_prob: float = 0.5, max_micro_steps: int = 100_000) -> Execution:
+def run_asynchronous(
+    layer: MessagePassingLayer,
+    node_fts: Tensor,
+    edge_fts: Tensor,
+    graph_fts: Tensor,
+    adj: Tensor,
+    hidden: Tensor,
+    seed: int,
+    delivery_prob: float = 0.5,
+    max_micro_steps: int = 100_000,
+) -> Execution:
     """Run the layer asynchronously until no message is in flight and no node is stale.
 
     - A node sends its current state along all its out-edges at the start and whenever its state
@@ -381,10 +487,9 @@ def run_asynchronous(layer: MessagePassingLayer, node_fts: Tensor, edge_fts: Ten
         sent += sending
         unsent[:] = False
         if not (pending.any() or stale.any()):
-            return Execution(hidden, sent, delivered, steps, True)
+            return Execution(hidden, sent, delivered, steps, _finite(hidden))
         deliver = pending & (torch.rand(shape, generator=gen, device=adj.device) < delivery_prob)
-        refresh = stale & (torch.rand(shape[:2], generator=gen, device=adj.device)
-                           < delivery_prob)
+        refresh = stale & (torch.rand(shape[:2], generator=gen, device=adj.device) < delivery_prob)
         if not (deliver.any() or refresh.any()):
             deliver, refresh = _one_event(pending, stale, gen)
         received = torch.where(deliver[..., None], in_flight, received)
@@ -403,18 +508,30 @@ def run_asynchronous(layer: MessagePassingLayer, node_fts: Tensor, edge_fts: Ten
     return Execution(hidden, sent, delivered, steps, False)
 
 
+def _finite(hidden: Tensor) -> bool:
+    """A state that overflowed to inf "stops changing" too; that is divergence, not a fixed point."""
+    return bool(torch.isfinite(hidden).all())
+
+
 def _one_event(pending: Tensor, stale: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor]:
     """One in-flight message or stale node, uniformly at random."""
     events = torch.cat([pending.flatten(), stale.flatten()])
     choice = torch.multinomial(events.float(), 1, generator=gen)
     pick = torch.zeros_like(events).index_fill_(0, choice, True)
-    return pick[:pending.numel()].view_as(pending), pick[pending.numel():].view_as(stale)
+    return pick[: pending.numel()].view_as(pending), pick[pending.numel() :].view_as(stale)
 
 
 @torch.no_grad()
-def step_with_random_delivery(layer: MessagePassingLayer, node_fts: Tensor, edge_fts: Tensor,
-                              graph_fts: Tensor, adj: Tensor, hidden: Tensor, seed: int,
-                              delivery_prob: float = 0.5) -> Tensor:
+def step_with_random_delivery(
+    layer: MessagePassingLayer,
+    node_fts: Tensor,
+    edge_fts: Tensor,
+    graph_fts: Tensor,
+    adj: Tensor,
+    hidden: Tensor,
+    seed: int,
+    delivery_prob: float = 0.5,
+) -> Tensor:
     """One layer step whose messages (all computed from `hidden`) arrive in random groups.
 
     Each micro-step delivers a random subset of the remaining messages and every receiver
@@ -425,8 +542,7 @@ def step_with_random_delivery(layer: MessagePassingLayer, node_fts: Tensor, edge
     mask = adj > 0
     msgs = layer.messages(node_fts, edge_fts, graph_fts, hidden, hidden)
     isolated = ~mask.any(dim=1)
-    state = torch.where(isolated[..., None],
-                        layer.update(node_fts, hidden, layer.aggregate(msgs, mask)), hidden)
+    state = torch.where(isolated[..., None], layer.update(node_fts, hidden, layer.aggregate(msgs, mask)), hidden)
     left = mask.clone()
     while left.any():
         group = left & (torch.rand(mask.shape, generator=gen, device=adj.device) < delivery_prob)
