@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from repdyn.bench import config as cfg
 from repdyn.bench.store import RunStore
-from repdyn.bench.view import RunView
+from repdyn.bench.view import RunView, recorded_view
 from repdyn.cli import main
 from repdyn.methods.nar_training import ood_test_feedback, validation_feedback
 from repdyn.models.nar import NAR, NARBatch, nb_dims_of
@@ -98,25 +97,10 @@ def _rows(gap=0.0, converged=True, schedules=2, messages=(30, 20, 15)):
 
 def _view(tmp_path, arms: dict[str, dict]):
     config = CocyclesConfig(algorithms=("bfs",))
-    store = RunStore(tmp_path / "s.db")
-    store.create_run("c-1", study="cocycles", preset="t", config=cfg.to_dict(config), seed=0, versions={})
-    for name, content in arms.items():
-        arm_id = f"c-1/{name}"
-        store.create_run(
-            arm_id,
-            parent="c-1",
-            arm=name,
-            study="cocycles",
-            preset="t",
-            config=cfg.to_dict(config),
-            seed=0,
-            versions={},
-        )
-        store.log_scalars(arm_id, [(300, k, v) for k, v in content.get("series", {}).items()])
-        for table, rows in content.get("tables", {}).items():
-            store.log_table(arm_id, table, rows)
-        store.set_status(arm_id, "finished")
-    return RunView(store, store.get_run("c-1"), CocyclesConfig)
+    rows = {name: [(300, k, v) for k, v in content.get("series", {}).items()] for name, content in arms.items()}
+    tables = {name: content.get("tables", {}) for name, content in arms.items()}
+    return recorded_view(RunStore(tmp_path / "s.db"), "cocycles", config, dict.fromkeys(arms, config), rows,
+                         run_id="c-1", tables=tables)
 
 
 def _cocycle_arm(unroll=0.0, error=0.0, trained=None, exact=None):

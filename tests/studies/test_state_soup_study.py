@@ -18,16 +18,13 @@ from repdyn.tasks.skills import SkillTasks
 
 def _view(tmp_path, values, table=()):
     config = StateSoupConfig()
-    store = RunStore(tmp_path / "s.db")
-    rows = {}
+    rows, tables = {}, {}
     if values is not None:
         # retrieval is logged at step = query length; claim S3 judges 8-token queries
         rows["main"] = [(8 if name == "retrieval_top1" else 300, name, v) for name, v in values.items()]
         rows["main"].append((16, "retrieval_top1", 1.0))
-    view = recorded_view(store, "state_soup", config, {"main": config}, rows)
-    if values is not None:
-        store.log_table("state_soup-1/main", "interpolation", list(table))
-    return view
+        tables["main"] = {"interpolation": list(table)}
+    return recorded_view(RunStore(tmp_path / "s.db"), "state_soup", config, {"main": config}, rows, tables=tables)
 
 
 def _nll(soup, a, b, concat, top1=0.95):

@@ -77,8 +77,9 @@ def recorded_view(
     arm_configs: dict[str, Any],
     rows: dict[str, list[tuple[int, str, float]]],
     run_id: str | None = None,
+    tables: dict[str, dict[str, list[dict[str, Any]]]] | None = None,
 ) -> RunView:
-    """A finished study run recorded from hand-made `(step, name, value)` rows per arm.
+    """A finished study run recorded from hand-made `(step, name, value)` rows (and tables) per arm.
 
     For judging claims and drawing figures on known curves without training; arms absent from
     `rows` are not recorded, as if the preset had not trained them.
@@ -92,5 +93,7 @@ def recorded_view(
         store.create_run(child, parent=run_id, arm=arm, study=study, preset="test",
                          config=cfg.to_dict(arm_config), seed=0, versions={})
         store.log_scalars(child, rows[arm])
+        for name, table in (tables or {}).get(arm, {}).items():
+            store.log_table(child, name, table)
         store.set_status(child, "finished")
     return RunView(store, store.get_run(run_id), type(config))
