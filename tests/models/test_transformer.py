@@ -67,7 +67,8 @@ def test_latent_codes_are_each_blocks_attention_scores(kind):
     net = model(attention=kind, positional="t5")
     out = net.run(torch.randint(0, 11, (2, 5)), return_latents=True)
     assert len(out.latents) == 2
-    for block, h_in, h_out, latent in zip(net.blocks, out.hidden_states, out.hidden_states[1:], out.latents):
+    pairs = zip(out.hidden_states[:-1], out.hidden_states[1:], strict=True)
+    for block, (h_in, h_out), latent in zip(net.blocks, pairs, out.latents, strict=True):
         assert latent.shape == (2, 4, 5, 5)
         positions = torch.arange(5).expand(2, 5)
         mixed, recomputed = block.attn(block.norm1(h_in), positions, return_latents=True)

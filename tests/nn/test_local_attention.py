@@ -33,7 +33,7 @@ def _naive(layer, x, segment_pos):
                 weights = torch.softmax(
                     torch.stack([q[b, t, h] @ k[b, s] for s in keys]) / layer.head_dim**0.5, 0
                 )
-                out[b, t, h] = sum(w * v[b, s] for w, s in zip(weights, keys))
+                out[b, t, h] = sum(w * v[b, s] for w, s in zip(weights, keys, strict=True))
     return layer.proj_final(out.flatten(2))
 
 

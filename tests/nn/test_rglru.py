@@ -55,7 +55,7 @@ def test_rglru_gradcheck():
     values = [p.detach().clone().requires_grad_() for p in layer.parameters()]
 
     def run(u, h0, *values):
-        return torch.func.functional_call(layer, dict(zip(names, values)), (u, reset, h0))
+        return torch.func.functional_call(layer, dict(zip(names, values, strict=True)), (u, reset, h0))
 
     assert torch.autograd.gradcheck(run, (u, h0, *values))
 

@@ -33,9 +33,9 @@ def _view(tmp_path, curves, config=None):
 def _decode(griffin_ms, global_ms, griffin_bytes=(1000.0,) * 4):
     return {
         "decode": {
-            "griffin_latency_ms": list(zip(CONTEXTS, griffin_ms)),
-            "global_latency_ms": list(zip(CONTEXTS, global_ms)),
-            "griffin_cache_bytes": list(zip(CONTEXTS, griffin_bytes)),
+            "griffin_latency_ms": list(zip(CONTEXTS, griffin_ms, strict=True)),
+            "global_latency_ms": list(zip(CONTEXTS, global_ms, strict=True)),
+            "griffin_cache_bytes": list(zip(CONTEXTS, griffin_bytes, strict=True)),
             "global_cache_bytes": [(n, 64.0 * n + 16) for n in CONTEXTS],
         }
     }

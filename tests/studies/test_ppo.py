@@ -116,7 +116,7 @@ import os, sys
 assert os.environ["OMP_NUM_THREADS"] == "1"
 args = sys.argv[1:]
 assert args[args.index("--total-timesteps") + 1] == "1024" and args[args.index("--update-epochs") + 1] == "4"
-assert {style} 
+assert {style}
 print("SPS: 100"); print("global_step=8, episodic_return=8.0"); print("SPS: 1234")
 """
 

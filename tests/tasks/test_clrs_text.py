@@ -57,7 +57,7 @@ def test_strings_equal_dm_clrs(case):
     ref = case["examples"]
     ours = _ours(case)
     assert len(ours) == len(ref)
-    for i, (mine, theirs) in enumerate(zip(ours, ref)):
+    for i, (mine, theirs) in enumerate(zip(ours, ref, strict=True)):
         assert mine == theirs, f"example {i} differs:\nours   {mine!r}\ndm-clrs {theirs!r}"
 
 

@@ -10,7 +10,7 @@ from repdyn.tasks.fuzzy_logic import FuzzyLogic, FuzzyLogicConfig, evaluate_form
 
 
 def boolean_dnf(literals: list[list[int]], x: tuple[int, ...]) -> int:
-    return int(any(all(xi == lit for xi, lit in zip(x, term)) for term in literals))
+    return int(any(all(xi == lit for xi, lit in zip(x, term, strict=True)) for term in literals))
 
 
 def test_binary_inputs_give_the_boolean_formula():

@@ -1,5 +1,7 @@
 """sRAVEN generator checked by an independent rule verifier and the paper's counts."""
 
+from itertools import pairwise
+
 import pytest
 import torch
 
@@ -14,7 +16,7 @@ def rule_holds(rule: str, grid: list[list[int]], values: int) -> bool:
             return False
         if rule.startswith("progression"):
             step = int(rule[len("progression") :])
-            if any((b - a - step) % values for a, b in zip(row, row[1:])):
+            if any((b - a - step) % values for a, b in pairwise(row)):
                 return False
         if rule == "addition" and (sum(row[:-1]) - row[-1]) % values:
             return False

@@ -96,7 +96,7 @@ def test_stream_positions_and_sampler_windows():
     sampler = BatchSampler(stream, batch_size=16, seq_len=5, seed=7)
     batch = sampler.sample()
     assert batch.inputs.shape == batch.targets.shape == batch.segment_pos.shape == (16, 5)
-    for row_in, row_out, row_pos in zip(batch.inputs, batch.targets, batch.segment_pos):
+    for row_in, row_out, row_pos in zip(batch.inputs, batch.targets, batch.segment_pos, strict=True):
         start = bytes(row_in.tolist())
         at = b"helloworld!!".find(start)
         assert row_out.tolist() == list(b"helloworld!!"[at + 1 : at + 6])

@@ -184,7 +184,7 @@ def split_documents(
         return int.from_bytes(digest[:8], "big") / 2**64
 
     scores = [score(doc) for doc in documents]
-    val = [doc for doc, s in zip(documents, scores) if s < val_fraction]
+    val = [doc for doc, s in zip(documents, scores, strict=True) if s < val_fraction]
     if not val:  # keep at least one validation document
         val = [documents[min(range(len(documents)), key=scores.__getitem__)]]
     val_names = {doc.name for doc in val}

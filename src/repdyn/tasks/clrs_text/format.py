@@ -73,7 +73,7 @@ def format_example(algorithm: str, sample: Trajectory | Batch,
             for f in fields])
         steps = [[_value_str(spec, _shadowed(algorithm, f), step, trajectory.inputs)
                   for step in trajectory.hints[f][1:-1]] for f in fields]
-        trace = SEPARATOR.join(_parenthesise(algorithm, list(step)) for step in zip(*steps))
+        trace = SEPARATOR.join(_parenthesise(algorithm, list(step)) for step in zip(*steps, strict=True))
         inputs = SEPARATOR.join([inputs, f"{INITIAL_TRACE} {initial}"])
         output = TRACE_SEPARATOR.join([trace, output])
         header = TRACE_SEPARATOR.join([TRACE, header])

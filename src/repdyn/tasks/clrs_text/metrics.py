@@ -104,7 +104,7 @@ def score_answers(algorithm: str, predictions: Sequence[str], targets: Sequence[
     if len(predictions) != len(targets) or not targets:
         raise UserError(f"score_answers: need as many predictions as targets (>= 1), got "
                         f"{len(predictions)} and {len(targets)}")
-    each = [score_answer(algorithm, p, t, use_hints) for p, t in zip(predictions, targets)]
+    each = [score_answer(algorithm, p, t, use_hints) for p, t in zip(predictions, targets, strict=True)]
     return Scores(*(float(np.mean([getattr(s, f) for s in each]))
                     for f in ("shape", "parse", "clrs")))
 
