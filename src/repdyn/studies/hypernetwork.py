@@ -600,7 +600,7 @@ STUDY = Study(
     progress_keys=("test/metric", "ood/metric"),
     wall_times={
         "smoke": "seconds",
-        "default": "~8 min on 2 CPU cores (estimate from parts measured: 10.4 + 4.1 CPU-min)",
+        "default": "~8 min on 2 idle CPU cores (measured: 13 min with the cores shared)",
         "paper": "~2 h on one GPU; 156k steps of batch 128 per arm (estimate, not yet run)",
     },
     cuda=False,  # batches are built on the CPU and not yet moved to ctx.device
