@@ -169,19 +169,8 @@ def test_an_interrupted_run_resumes_to_the_same_series(env, capsys, monkeypatch)
     argv = ["--preset", "smoke", "--quiet", "--json", "--no-report"]
     assert main(["run", "cocycles", *argv]) == 0
     whole = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    evaluate, calls = cocycles.evaluate_model, []
-
-    def stop_at_first_validation(*args, **kwargs):  # a signal arrives during the step-3 validation
-        calls.append(1)
-        if len(calls) == 1:
-            context._STOP.set()
-        return evaluate(*args, **kwargs)
-
-    monkeypatch.setattr(cocycles, "evaluate_model", stop_at_first_validation)
-    try:
+    with context.stop_at_call(cocycles, "evaluate_model", 1, before=True):  # during the step-3 validation
         assert main(["run", "cocycles", *argv]) == 130  # the CLI's status for an interrupted run
-    finally:
-        context._STOP.clear()
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["status"] == "interrupted"
     run_id = f"cocycles-{int(whole['run_id'].split('-')[1]) + 1}"
     store = RunStore(env / "runs" / "repdyn.db")

@@ -93,22 +93,10 @@ def test_smoke_preset_runs_end_to_end(tmp_path, monkeypatch, capsys):
 def test_an_interrupted_run_resumes_to_the_same_results(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("REPDYN_STORE", str(tmp_path / "runs" / "repdyn.db"))
     argv = [*SMOKE, "--set", "train.steps=8", "--set", "checkpoint_every=2"]
-    original, calls = dynamic_eval.train_step, []
-
-    def stop_after_five(*args, **kwargs):  # a stop signal arrives during the fifth update
-        calls.append(1)
-        if len(calls) == 5:
-            context._STOP.set()
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(dynamic_eval, "train_step", stop_after_five)
-    try:
+    with context.stop_at_call(dynamic_eval, "train_step", 5, before=True):  # a stop signal during the fifth update
         assert main(argv) == 130
-    finally:
-        context._STOP.clear()
     store = RunStore(tmp_path / "runs" / "repdyn.db")
     assert store.get_run("dynamic_eval-1/main").status == "interrupted"
-    monkeypatch.setattr(dynamic_eval, "train_step", original)
     capsys.readouterr()
     code, resumed = _run(["resume", "dynamic_eval-1", "--quiet", "--json", "--no-report"], capsys)
     assert code == 0 and resumed["status"] == "finished"

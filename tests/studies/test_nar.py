@@ -65,19 +65,8 @@ def test_an_interrupted_run_resumes_to_the_same_series(env, capsys, monkeypatch)
     argv = ["--preset", "smoke", "--set", "checkpoint_every=3", "--quiet", "--json", "--no-report"]
     assert main(["run", "nar", *argv]) == 0
     whole = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    validate, calls = training._validate, []
-
-    def stop_after_second(*args, **kwargs):  # a signal arrives after the step-6 validation
-        validate(*args, **kwargs)
-        calls.append(1)
-        if len(calls) == 2:
-            context._STOP.set()
-
-    monkeypatch.setattr(training, "_validate", stop_after_second)
-    try:
+    with context.stop_at_call(training, "_validate", 2):  # a signal arrives after the step-6 validation
         assert main(["run", "nar", *argv]) == 130  # the CLI's status for an interrupted run
-    finally:
-        context._STOP.clear()
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["status"] == "interrupted"
     run_id = f"nar-{int(whole['run_id'].split('-')[1]) + 1}"
     assert main(["resume", run_id, "--quiet", "--json", "--no-report"]) == 0

@@ -119,22 +119,10 @@ def test_an_interrupted_run_resumes_to_the_same_results(tmp_path, monkeypatch, c
         "--json",
         "--no-report",
     ]
-    original, calls = state_soup.train_step, []
-
-    def stop_after_five(*args, **kwargs):  # a stop signal arrives during the fifth update
-        calls.append(1)
-        if len(calls) == 5:
-            context._STOP.set()
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(state_soup, "train_step", stop_after_five)
-    try:
+    with context.stop_at_call(state_soup, "train_step", 5, before=True):  # a stop signal during the fifth update
         assert main(argv) == 130
-    finally:
-        context._STOP.clear()
     store = RunStore(tmp_path / "runs" / "repdyn.db")
     assert store.get_run("state_soup-1/main").status == "interrupted"
-    monkeypatch.setattr(state_soup, "train_step", original)
     capsys.readouterr()
     code, resumed = _run(["resume", "state_soup-1", "--quiet", "--json", "--no-report"], capsys)
     assert code == 0 and resumed["status"] == "finished"

@@ -169,20 +169,8 @@ def test_an_interrupted_run_resumes_to_the_same_series(env, capsys, monkeypatch)
     argv = [*SMOKE, "--set", "arms=transnar"]
     assert main(["run", "transnar", *argv]) == 0
     whole = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    lm_step, calls = study._lm_step, []
-
-    def stop_after_second(*args, **kwargs):  # a signal arrives in phase 2, after its second step
-        out = lm_step(*args, **kwargs)
-        calls.append(1)
-        if len(calls) == 2:
-            context._STOP.set()
-        return out
-
-    monkeypatch.setattr(study, "_lm_step", stop_after_second)
-    try:
+    with context.stop_at_call(study, "_lm_step", 2):  # a signal arrives in phase 2, after its second step
         assert main(["run", "transnar", *argv]) == 130
-    finally:
-        context._STOP.clear()
     run_id = f"transnar-{int(whole['run_id'].split('-')[1]) + 1}"
     assert main(["resume", run_id, "--quiet", "--json", "--no-report"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["status"] == "finished"

@@ -20,10 +20,11 @@ checkpoint; a resumed run drops rows logged after it and logs them again.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,32 @@ def install_signal_handlers() -> None:
 def stop_requested() -> bool:
     """Whether a stop signal has arrived in this process."""
     return _STOP.is_set()
+
+
+@contextlib.contextmanager
+def stop_at_call(owner: Any, name: str, call: int, *, before: bool = False) -> Iterator[None]:
+    """Within the block, the `call`-th call of `owner.name` raises the stop signal (as SIGTERM would),
+    before or after the call itself; on leaving, the original is restored and the signal cleared.
+
+    For testing that a study checkpoints at an exact point and resumes to an uninterrupted run's series.
+    """
+    original, calls = getattr(owner, name), []
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if before and len(calls) == call:
+            _STOP.set()
+        out = original(*args, **kwargs)
+        if not before and len(calls) == call:
+            _STOP.set()
+        return out
+
+    setattr(owner, name, wrapper)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+        _STOP.clear()
 
 
 class RunContext:
