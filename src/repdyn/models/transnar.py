@@ -13,7 +13,7 @@ token can find "its" node by relative index - an alignment that extrapolates to 
 
     lm = Transformer(TransformerConfig(vocab_size=99, d_model=64, positional="rope"))
     model = TransNAR(lm, TransNARConfig(graph_dim=32, edge_dim=64))
-    logits = model(tokens, GraphMemory.from_nar(nodes, edges))
+    logits = model(tokens, GraphMemory(nodes, edges))  # or nar_memory(frozen_nar, nar_batch)
 """
 
 from __future__ import annotations
