@@ -138,7 +138,7 @@ def ood_test_feedback(algorithm: str, num_samples: int = 0) -> Any:
 def evaluate_model(model: NAR, feedback: Any, batch_size: int = 32) -> dict[str, float]:
     """CLRS scores of a dataset: `score` and each output, and `hint/<name>` per hint."""
     model.eval()
-    full = NARBatch.from_feedback(feedback, model.spec)
+    full = NARBatch.from_feedback(feedback, model.spec, next(model.parameters()).device)
     outputs: dict[str, list[np.ndarray]] = {}
     hints: list[dict[str, list[np.ndarray]]] = []
     for start in range(0, full.size, batch_size):

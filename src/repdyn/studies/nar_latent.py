@@ -145,8 +145,9 @@ def symmetry_tests(ctx: RunContext, cfg: NarLatentConfig, trained: TrainedNAR) -
         feedback = preprocess(to_feedback(res.batch), name, np.random.RandomState(VAL_SEED))
         with torch.no_grad():
             model.eval()
-            logits = model(NARBatch.from_feedback(feedback, model.spec)).outputs["pi"]
-        pi = logits.argmax(-1).numpy()
+            batch = NARBatch.from_feedback(feedback, model.spec, next(model.parameters()).device)
+            logits = model(batch).outputs["pi"]
+        pi = logits.argmax(-1).cpu().numpy()
         rows_ = np.arange(len(res.target))
         target = float(np.mean(pi[rows_, res.target] == res.predecessor))
         overall = float(np.mean(pi == res.batch.outputs["pi"]))
