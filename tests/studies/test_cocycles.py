@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from repdyn.bench.store import RunStore
-from repdyn.bench.view import RunView, recorded_view
+from repdyn.bench.view import RunView, differing_series, recorded_view
 from repdyn.cli import main
 from repdyn.methods.nar_training import ood_test_feedback, validation_feedback
 from repdyn.models.nar import NAR, NARBatch, nb_dims_of
@@ -178,10 +178,8 @@ def test_an_interrupted_run_resumes_to_the_same_series(env, capsys, monkeypatch)
     assert main(["resume", run_id, "--quiet", "--json", "--no-report"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["status"] == "finished"
     for arm in ("bfs-cocycle", "bfs-mpnn"):
-        for key in ("train_loss", "val_score", "ood_score"):
-            a = store.series(f"{whole['run_id']}/{arm}", key)
-            b = store.series(f"{run_id}/{arm}", key)
-            assert a.steps.tolist() == b.steps.tolist() and a.values.tolist() == b.values.tolist(), (arm, key)
+        keys = ("train_loss", "val_score", "ood_score")
+        assert differing_series(store, f"{whole['run_id']}/{arm}", f"{run_id}/{arm}", keys) == [], arm
     assert store.table(f"{run_id}/bfs-cocycle", "exact_executions") == store.table(
         f"{whole['run_id']}/bfs-cocycle", "exact_executions"
     )

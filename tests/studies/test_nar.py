@@ -6,7 +6,7 @@ import json
 import pytest
 
 from repdyn.bench.store import RunStore
-from repdyn.bench.view import recorded_view
+from repdyn.bench.view import differing_series, recorded_view
 from repdyn.cli import main
 from repdyn.methods.nar_training import NARTrainConfig
 from repdyn.studies.nar import claim_n1
@@ -73,7 +73,5 @@ def test_an_interrupted_run_resumes_to_the_same_series(env, capsys, monkeypatch)
     resumed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert resumed["status"] == "finished"
     store = RunStore(env / "runs" / "repdyn.db")
-    for key in ("train_loss", "val_score", "ood_score"):
-        a = store.series(f"{whole['run_id']}/main", key)
-        b = store.series(f"{run_id}/main", key)
-        assert a.steps.tolist() == b.steps.tolist() and a.values.tolist() == b.values.tolist(), key
+    keys = ("train_loss", "val_score", "ood_score")
+    assert differing_series(store, f"{whole['run_id']}/main", f"{run_id}/main", keys) == []

@@ -13,6 +13,7 @@ from repdyn.bench.context import RunContext
 from repdyn.bench.progress import NullProgress
 from repdyn.bench.runner import create_study_run, prepare_resume, run_arm
 from repdyn.bench.store import RunStore
+from repdyn.bench.view import differing_series
 from repdyn.cli import main
 from repdyn.studies.ppo import STUDY
 
@@ -59,11 +60,8 @@ def test_same_seed_same_series(store_path, capsys):
     for _ in range(2):
         assert main(["run", "ppo", *TINY, "--seed", "4", "--quiet", "--no-report"]) == 0
     store = RunStore(store_path)
-    a, b = store.all_series("ppo-1/main"), store.all_series("ppo-2/main")
-    assert a.keys() == b.keys() and len(a) > 25
-    for name in a.keys() - WALL_CLOCK:
-        assert a[name].steps.tolist() == b[name].steps.tolist(), name
-        assert a[name].values.tolist() == b[name].values.tolist(), name
+    assert len(store.all_series("ppo-1/main")) > 25
+    assert differing_series(store, "ppo-1/main", "ppo-2/main", ignore_values=WALL_CLOCK) == []
 
 
 def test_resume_from_a_checkpoint_boundary_is_exact(tmp_path, monkeypatch):
@@ -88,11 +86,7 @@ def test_resume_from_a_checkpoint_boundary_is_exact(tmp_path, monkeypatch):
     assert store.series(stopped, "global_step").values.max() == 4 * 64
     prepare_resume(store, store.get_run(stopped.split("/")[0]))
     assert run_arm(store, stopped, NullProgress()).status == "finished"
-    a, b = store.all_series(clean), store.all_series(stopped)
-    assert a.keys() == b.keys()
-    for name in a.keys() - WALL_CLOCK:
-        assert a[name].steps.tolist() == b[name].steps.tolist(), name
-        assert a[name].values.tolist() == b[name].values.tolist(), name
+    assert differing_series(store, clean, stopped, ignore_values=WALL_CLOCK) == []
 
 
 @pytest.mark.slow

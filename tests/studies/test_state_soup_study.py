@@ -9,7 +9,7 @@ from repdyn.bench import config as cfg
 from repdyn.bench import context
 from repdyn.bench.errors import ConfigError
 from repdyn.bench.store import RunStore
-from repdyn.bench.view import recorded_view
+from repdyn.bench.view import differing_series, recorded_view
 from repdyn.cli import main
 from repdyn.studies import state_soup
 from repdyn.studies.state_soup import STUDY, StateSoupConfig, claim_s1, claim_s2, claim_s3, training_batch
@@ -129,11 +129,7 @@ def test_an_interrupted_run_resumes_to_the_same_results(tmp_path, monkeypatch, c
     code, fresh = _run(argv, capsys)
     assert code == 0
     assert resumed["final"] == fresh["final"]
-    interrupted, clean = store.all_series("state_soup-1/main"), store.all_series("state_soup-2/main")
-    assert interrupted.keys() == clean.keys()
-    for name in clean:
-        assert interrupted[name].steps.tolist() == clean[name].steps.tolist(), name
-        assert interrupted[name].values.tolist() == clean[name].values.tolist(), name
+    assert differing_series(store, "state_soup-1/main", "state_soup-2/main") == []
 
 
 @pytest.mark.slow

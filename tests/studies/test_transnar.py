@@ -10,7 +10,7 @@ import torch
 
 from repdyn.bench import config as cfg
 from repdyn.bench.store import RunStore
-from repdyn.bench.view import recorded_view
+from repdyn.bench.view import differing_series, recorded_view
 from repdyn.cli import main
 from repdyn.methods.nar_training import TrainStream, build_model
 from repdyn.models.nar import nb_dims_of
@@ -175,10 +175,8 @@ def test_an_interrupted_run_resumes_to_the_same_series(env, capsys, monkeypatch)
     assert main(["resume", run_id, "--quiet", "--json", "--no-report"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["status"] == "finished"
     store = RunStore(env / "runs" / "repdyn.db")
-    for key in ("nar_loss", "train_loss", "clrs/5", "shape/6"):
-        a = store.series(f"{whole['run_id']}/transnar", key)
-        b = store.series(f"{run_id}/transnar", key)
-        assert a.steps.tolist() == b.steps.tolist() and a.values.tolist() == b.values.tolist(), key
+    keys = ("nar_loss", "train_loss", "clrs/5", "shape/6")
+    assert differing_series(store, f"{whole['run_id']}/transnar", f"{run_id}/transnar", keys) == []
 
 
 def _default_claims(seed: int, capsys) -> dict:

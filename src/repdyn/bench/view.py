@@ -6,6 +6,7 @@ can be re-judged and re-plotted.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from functools import cached_property
 from typing import Any
 
@@ -97,3 +98,24 @@ def recorded_view(
             store.log_table(child, name, table)
         store.set_status(child, "finished")
     return RunView(store, store.get_run(run_id), type(config))
+
+
+def differing_series(
+    store: RunStore, run_a: str, run_b: str, names: Collection[str] | None = None, ignore_values: Collection[str] = ()
+) -> list[str]:
+    """Names of series that differ between two runs: missing from either, or with other steps or values.
+
+    For checking that a resumed or repeated run reproduced another exactly. `names` limits the check
+    (default: every series of either run); `ignore_values` must exist in both but may differ (wall clock).
+    """
+    a, b = store.all_series(run_a), store.all_series(run_b)
+    checked = set(names) if names is not None else a.keys() | b.keys()
+
+    def differs(name: str) -> bool:
+        if name not in a or name not in b:
+            return True
+        if name in ignore_values:
+            return False
+        return a[name].steps.tolist() != b[name].steps.tolist() or a[name].values.tolist() != b[name].values.tolist()
+
+    return sorted(name for name in checked if differs(name))
