@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from repdyn.bench.errors import CheckpointError, ConfigError
+from repdyn.models.lm_inputs import checked_segment_pos
 from repdyn.nn.local_attention import AttentionCache
 from repdyn.nn.norms import RMSNorm
 from repdyn.nn.recurrent_block import RecurrentCache
@@ -340,20 +341,7 @@ class Griffin(nn.Module):
 
         `segment_pos` defaults to consecutive positions (from 0, or after the cache's last token).
         """
-        if tokens.ndim != 2 or tokens.shape[1] == 0:
-            raise ValueError(f"tokens must be [B, T] with T >= 1; got shape {tuple(tokens.shape)}")
-        if cache is not None and len(cache.blocks) != len(self.blocks):
-            raise ValueError(f"cache has {len(cache.blocks)} blocks, the model {len(self.blocks)}")
-        if segment_pos is None:
-            start = 0 if cache is None else cache.next_segment_pos[:, None]
-            segment_pos = start + torch.arange(tokens.shape[1], device=tokens.device).expand(
-                tokens.shape
-            )
-        elif segment_pos.shape != tokens.shape:
-            raise ValueError(
-                f"segment_pos must match tokens {tuple(tokens.shape)}; "
-                f"got {tuple(segment_pos.shape)}"
-            )
+        segment_pos = checked_segment_pos(tokens, segment_pos, cache, len(self.blocks))
         x = self.embedder.encode(tokens)
         new_blocks = []
         for i, block in enumerate(self.blocks):
