@@ -34,19 +34,24 @@ def first_of_argsort(key: np.ndarray) -> np.ndarray:
 
 
 def bfs(A: np.ndarray, s: np.ndarray) -> Batch:
-    """Breadth-first search in synchronous rounds; pi[j] = lowest reached i with A[i, j] > 0."""
+    """Breadth-first search in synchronous rounds; pi[j] = lowest reached i with A[i, j] > 0.
+
+    Edges are kept transposed ([B, j, i]) so that a round's search over i is along the last,
+    contiguous axis.
+    """
     A, s = np.asarray(A), np.asarray(s, dtype=np.int64)
     batch, n, _ = A.shape
     ids = np.arange(n)
     reach = np.zeros((batch, n))
     reach[rows(batch), s] = 1
     pi = np.broadcast_to(ids, (batch, n)).copy()
-    edge = A > 0
+    edge_t = (A > 0).transpose(0, 2, 1).copy()
     tape, active = HintTape(n + 1), np.ones(batch, dtype=bool)
-    while active.any():
+    while np.count_nonzero(active):
         tape.push(active, reach_h=reach, pi_h=pi)
-        cand = edge & (reach == 1)[:, :, None]
-        has, first = cand.any(1) & active[:, None], cand.argmax(1)
+        cand = edge_t & (reach == 1)[:, None, :]
+        first = cand.argmax(-1)
+        has = np.take_along_axis(cand, first[..., None], -1)[..., 0] & active[:, None]
         claim = has & (pi == ids) & (ids != s[:, None])
         pi = np.where(claim, first, pi)
         new_reach = np.where(has, 1.0, reach)
@@ -57,20 +62,25 @@ def bfs(A: np.ndarray, s: np.ndarray) -> Batch:
 
 
 def bellman_ford(A: np.ndarray, s: np.ndarray) -> Batch:
-    """Bellman-Ford in rounds over prev_d; ties keep the current value, then the lowest u."""
+    """Bellman-Ford in rounds over prev_d; ties keep the current value, then the lowest u.
+
+    A round's candidates prev_d[u] + A[u, v] are laid out [B, v, u], with +inf for non-edges
+    and unreached u, so that the choice of u is one contiguous argmin (the first minimum).
+    """
     A, s = np.asarray(A), np.asarray(s, dtype=np.int64)
     batch, n, _ = A.shape
     d = np.zeros((batch, n))
     msk = np.zeros((batch, n))
     msk[rows(batch), s] = 1
     pi = np.broadcast_to(np.arange(n), (batch, n)).copy()
+    weights_t = np.where(A != 0, A, np.inf).transpose(0, 2, 1).copy()
     tape, active = HintTape(n + 1), np.ones(batch, dtype=bool)
-    while active.any():
+    while np.count_nonzero(active):
         tape.push(active, pi_h=pi, d=d, msk=msk)
-        cand = (msk == 1)[:, :, None] & (A != 0)
-        val = np.where(cand, d[:, :, None] + A, np.inf)
-        best, arg = val.min(1), val.argmin(1)
-        has = cand.any(1) & active[:, None]
+        via = np.where(msk == 1, d, np.inf)[:, None, :] + weights_t
+        arg = via.argmin(-1)
+        best = np.take_along_axis(via, arg[..., None], -1)[..., 0]
+        has = (best < np.inf) & active[:, None]
         take = has & ((msk == 0) | (best < d))
         new_d = np.where(take, best, d)
         pi = np.where(take, arg, pi)
