@@ -56,7 +56,7 @@ class _DepthFirst:
         self.spare = batch * n  # the flat index of every node array's spare cell
         self.off = np.arange(batch) * n  # flat index of node 0 of each instance
         self.pos = np.arange(n)
-        self.after = self.pos[None, :] > self.pos[:, None]  # after[v] marks the nodes past v
+        self.from_ = self.pos[None, :] >= np.arange(n + 1)[:, None]  # from_[k]: nodes >= k
         ids = np.broadcast_to(self.pos, (batch, n))
         self.edges = (A != 0).reshape(batch * n, n)  # row off + u: u's out-neighbours
         self.row_off = self.off.copy()  # where each instance's rows of `edges` start
@@ -150,9 +150,10 @@ class _DepthFirst:
     def _start(self, idx: np.ndarray) -> None:
         """Pick the next white root for instances idx (push A), or end their run."""
         order = self.roots[idx]
-        white = np.take_along_axis(self.color.grid[idx], order, 1) == 0
-        white &= self.pos >= self.next_root[idx, None]
-        found, at = white.any(1), white.argmax(1)
+        white = self.color.flat[self.off[idx, None] + order] == 0
+        white &= self.from_[self.next_root[idx]]
+        at = white.argmax(1)
+        found = white[np.arange(len(idx)), at]
         if self.kind == "strongly_connected_components":
             switch = ~found & (self.phase[idx] == 0)
             if switch.any():
@@ -298,7 +299,7 @@ class _DepthFirst:
         np.putmask(self.mode, discovered, _SCAN)
         if self.back_edges:  # an E push continues the scan after v; any other starts afresh
             self.resume[...] = True
-            self.resume[back] = self.after[self.v[back]]
+            self.resume[back] = self.from_[self.v[back] + 1]
         tree_done = finished ^ pop
         if self.kind != "dag_shortest_paths":
             np.putmask(self.mode, tree_done, _START)
@@ -319,10 +320,9 @@ class _DepthFirst:
         """Relax the out-edges of the head i of the topological list, then move on."""
         i = self.topo_head
         cell_i = self.off + i
-        w = self.weights[cell_i]
         dist, mark = self.dist.grid, self.mark.grid
-        new = self.dist.flat[cell_i][:, None] + w
-        take = (w != 0.0) & ((mark == 0) | (new < dist)) & now[:, None]
+        new = self.dist.flat[cell_i][:, None] + self.weights[cell_i]
+        take = self.edges[cell_i] & ((mark == 0) | (new < dist)) & now[:, None]
         np.copyto(dist, new, where=take)
         np.copyto(self.pi.grid, i[:, None], where=take)
         np.copyto(mark, 1.0, where=take)

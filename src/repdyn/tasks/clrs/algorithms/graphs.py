@@ -27,8 +27,9 @@ def first_of_argsort(key: np.ndarray) -> np.ndarray:
     np.argsort is not stable, so rows with a tied minimum are sorted exactly as CLRS does.
     """
     first = key.argmin(-1)
-    tied = (key == key.min(-1, keepdims=True)).sum(-1) > 1
-    if tied.any():
+    at_min = key == key[np.arange(len(key)), first][:, None]
+    if np.count_nonzero(at_min) > len(key):  # some row has its minimum twice
+        tied = np.count_nonzero(at_min, axis=-1) > 1
         first[tied] = np.argsort(key[tied], axis=-1)[:, 0]
     return first
 
@@ -92,13 +93,19 @@ def bellman_ford(A: np.ndarray, s: np.ndarray) -> Batch:
 
 
 def _greedy_tree(name: str, A: np.ndarray, s: np.ndarray, prim: bool) -> Batch:
-    """Dijkstra (prim=False, key = distance) and Prim (prim=True, key = edge weight)."""
+    """Dijkstra (prim=False, key = distance) and Prim (prim=True, key = edge weight).
+
+    Marking u and taking it out of the queue are scatters into flat arrays whose last cell
+    takes the writes of finished instances.
+    """
     A, s = np.asarray(A), np.asarray(s, dtype=np.int64)
     batch, n, _ = A.shape
     r = rows(batch)
+    off, spare = r * n, batch * n
+    weights, edges = A.reshape(batch * n, n), (A != 0).reshape(batch * n, n)
     key = np.zeros((batch, n))
-    mark = np.zeros((batch, n))
-    in_queue = np.zeros((batch, n))
+    mark_flat, queue_flat = np.zeros(batch * n + 1), np.zeros(batch * n + 1)
+    mark, in_queue = mark_flat[:-1].reshape(batch, n), queue_flat[:-1].reshape(batch, n)
     in_queue[r, s] = 1
     pi = np.broadcast_to(np.arange(n), (batch, n)).copy()
     key_name = "key" if prim else "d"
@@ -106,17 +113,20 @@ def _greedy_tree(name: str, A: np.ndarray, s: np.ndarray, prim: bool) -> Batch:
     tape.push(active, pi_h=pi, **{key_name: key}, mark=mark, in_queue=in_queue, u=OneHot(s, n))
     for _ in range(n):
         u = first_of_argsort(key + (1.0 - in_queue) * 1e9)
-        active &= in_queue[r, u] != 0
-        if not active.any():
+        cell_u = off + u
+        active &= queue_flat[cell_u] != 0
+        if not np.count_nonzero(active):
             break
-        mark[r[active], u[active]] = 1
-        in_queue[r[active], u[active]] = 0
-        Au = A[r, u]
-        new = Au if prim else key[r, u][:, None] + Au
-        cand = (Au != 0) & (mark == 0) & ((in_queue == 0) | (new < key)) & active[:, None]
-        pi = np.where(cand, u[:, None], pi)
-        key = np.where(cand, new, key)
-        in_queue = np.where(cand, 1.0, in_queue)
+        cell = np.where(active, cell_u, spare)
+        mark_flat[cell] = 1
+        queue_flat[cell] = 0
+        new = weights[cell_u]
+        if not prim:
+            new = key[r, u][:, None] + new
+        cand = edges[cell_u] & (mark == 0) & ((in_queue == 0) | (new < key)) & active[:, None]
+        np.copyto(pi, u[:, None], where=cand)
+        np.copyto(key, new, where=cand)
+        np.copyto(in_queue, 1.0, where=cand)
         tape.push(active, pi_h=pi, **{key_name: key}, mark=mark, in_queue=in_queue,
                   u=OneHot(u, n))
     hints, lengths = tape.finish()
