@@ -402,14 +402,9 @@ class _Words:
 
     def doubles(self, starts: np.ndarray, count: int) -> np.ndarray:
         """[len(starts), count] doubles as `random_sample` makes them (two words each)."""
-        starts = np.asarray(starts)
-        steps = np.diff(starts)
-        if len(starts) > 1 and np.all(steps == steps[0]) and steps[0] > 0:  # a strided view
-            w = np.lib.stride_tricks.as_strided(
-                self.words[starts[0]:], (len(starts), 2 * count),
-                (int(steps[0]) * self.words.itemsize, self.words.itemsize), writeable=False)
-        else:
-            w = self.words[starts[:, None] + np.arange(2 * count)]
+        # each row is a contiguous run of words: copy rows of a window view, no index array
+        w = np.lib.stride_tricks.sliding_window_view(self.words[:self.filled],
+                                                     2 * count)[np.asarray(starts)]
         out = np.empty((len(starts), count))
         np.right_shift(w[:, 0::2], 5, out=out, casting="unsafe")
         out *= 67108864.0

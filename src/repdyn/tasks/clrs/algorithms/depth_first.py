@@ -96,7 +96,8 @@ class _DepthFirst:
             self.weights = A.reshape(batch * n, n)
             self.dist = _Nodes(batch, n, np.float64)
             self.mark = _Nodes(batch, n, np.float64)
-        self._events: tuple = ()
+        self._walked: tuple[np.ndarray, ...] | None = None  # this step's DFS events
+        self._relaxed: tuple[np.ndarray, np.ndarray] | None = None  # relaxing, last relaxed
 
     # ----------------------------------------------------------------------------- hints
     def hints(self) -> dict[str, np.ndarray | OneHot]:
@@ -133,6 +134,14 @@ class _DepthFirst:
         relax = mode == _RELAX if self.kind == "dag_shortest_paths" else None
         if np.count_nonzero(mode == _START):
             self._start(np.flatnonzero(mode == _START))
+        self._walked = self._walk(check, scan) if np.count_nonzero(check | scan) else None
+        self._relaxed = None
+        if relax is not None and np.count_nonzero(relax):
+            self._relaxed = relax, self._relax_mark(relax)
+        return self.mode != _DONE
+
+    def _walk(self, check: np.ndarray, scan: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The DFS proper: one push (B, C, E or D) of each `check` / `scan` instance."""
         cell_u = self.off + self.u
         discovered = self._discover(check, cell_u)
         scan |= check & ~discovered
@@ -143,9 +152,7 @@ class _DepthFirst:
         self._finish(finished, cell_u)
         np.copyto(self.v, v, where=scan)
         np.copyto(self.v, self.n - 1, where=finished)
-        last = self._relax_mark(relax) if relax is not None else None
-        self._events = (discovered, tree, back, finished, relax, last)
-        return self.mode != _DONE
+        return discovered, tree, back, finished
 
     def _start(self, idx: np.ndarray) -> None:
         """Pick the next white root for instances idx (push A), or end their run."""
@@ -287,7 +294,16 @@ class _DepthFirst:
 
     def after_push(self) -> None:
         """State changes that dm-clrs makes after a push, before the next one."""
-        discovered, tree, back, finished, relax, last = self._events
+        if self._walked is not None:
+            self._after_walk(*self._walked)
+        if self._relaxed is not None:
+            relax, last = self._relaxed
+            self._relax(relax & ~last)
+            np.putmask(self.mode, last, _DONE)
+
+    def _after_walk(self, discovered: np.ndarray, tree: np.ndarray, back: np.ndarray,
+                    finished: np.ndarray) -> None:
+        """After a DFS push: go down to the stacked v, pop after a finish, or end the tree."""
         cell_u = self.off + self.u
         parent = self.s_prev.flat[cell_u]
         pop = finished & (parent != self.u)
@@ -303,12 +319,8 @@ class _DepthFirst:
         tree_done = finished ^ pop
         if self.kind != "dag_shortest_paths":
             np.putmask(self.mode, tree_done, _START)
-            return
-        if np.count_nonzero(tree_done):
+        elif np.count_nonzero(tree_done):
             self._begin_relax(tree_done)
-        if np.count_nonzero(relax):
-            self._relax(relax & ~last)
-            np.putmask(self.mode, last, _DONE)
 
     def _begin_relax(self, done: np.ndarray) -> None:
         """DAG shortest paths, after the DFS from s: d[s] = 0, s marked, relax in topo order."""
