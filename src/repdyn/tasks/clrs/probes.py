@@ -99,15 +99,20 @@ class OneHot(NamedTuple):
     size: int
 
 
+_SMALL_PUSH = 1 << 20  # bytes: pushes this small always copy whole frames
+
+
 class HintTape:
     """Records one hint snapshot per lockstep step for a batch of instances.
 
     Every algorithm here advances all unfinished instances by exactly one CLRS `push` per step,
     so step t holds hint t of every instance still `active`; finished instances' rows are zero
     (CLRS's padded [T_max, B, ...] layout). A push costs one plain copy per hint: while at least
-    half the batch is active, whole [B, ...] frames are copied (the rows of finished instances
-    are zeroed once, in `finish`); later, only the active rows. `OneHot` hints are logged as
-    indices and expanded to float64 one-hots in `finish`, with one `np.take` per hint.
+    half the batch is active, or a push's frames are small, whole [B, ...] frames are copied
+    (the rows of finished instances are zeroed once, in `finish`); otherwise only the active
+    rows (a fancy-indexed copy costs a few microseconds more a call, but moves fewer bytes).
+    `OneHot` hints are logged as indices and expanded to float64 one-hots in `finish`, with one
+    `np.take` per hint.
 
     All buffers ([capacity, B, ...], grown by doubling) are carved from one zeroed allocation:
     it is mapped lazily (unused capacity costs no memory) and, being large, with transparent
@@ -124,6 +129,7 @@ class HintTape:
         self._steps = 0
         self._active: np.ndarray | None = None  # [capacity, B] bool: who pushed at each step
         self._whole: np.ndarray | None = None  # [capacity] bool: steps that copied whole frames
+        self._push_bytes = 0  # bytes of one push's whole frames
 
     def push(self, active: np.ndarray, **values: np.ndarray | OneHot) -> None:
         """Record the current state (each value [B, ...]) of the instances in `active`."""
@@ -136,7 +142,7 @@ class HintTape:
                 self._capacity *= 2
             self._allocate(active.shape[0], values)
         t = self._steps
-        whole = 2 * count >= active.shape[0]
+        whole = 2 * count >= active.shape[0] or self._push_bytes <= _SMALL_PUSH
         live = None if whole else np.flatnonzero(active)
         for name, value in values.items():
             frames = self._frames[name]
@@ -177,6 +183,7 @@ class HintTape:
                 block["frames", name][:kept] = frames[:kept]
         self._active, self._whole = block["active", ""], block["whole", ""]
         self._frames = {name: block["frames", name] for name in self._shapes}
+        self._push_bytes = sum(frames[0].nbytes for frames in self._frames.values())
         self._one_hots = {name: block["one_hot", name] for name in self._sizes}
 
     def finish(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
