@@ -83,6 +83,14 @@ def _same(a, b) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b)
 
 
+def _assert_same_feedback(mine, theirs, name: str) -> None:
+    assert _same(mine.features.lengths, theirs.features.lengths)
+    for a, b in zip((*mine.features.inputs, *mine.features.hints, *mine.outputs),
+                    (*theirs.features.inputs, *theirs.features.hints, *theirs.outputs),
+                    strict=True):
+        assert a.name == b.name and _same(a.data, b.data), (name, a.name)
+
+
 @pytest.mark.parametrize("name", sorted(GRAPHS))
 @pytest.mark.parametrize("n", SIZES)
 def test_batched_graph_algorithm_equals_dm_clrs(name, n):
@@ -114,9 +122,13 @@ def test_graph_sampler_equals_build_sampler(name, length, p):
         ref, _ = oracle.samplers.build_sampler(name, 12, length=length, seed=seed, p=p)
     ours = Sampler(name, 12, length, seed=seed, p=p)
     for mine, theirs in ((ours.next(), ref.next()), (ours.next(4), ref.next(4))):
-        mine = to_feedback(mine)
-        assert _same(mine.features.lengths, theirs.features.lengths)
-        for a, b in zip((*mine.features.inputs, *mine.features.hints, *mine.outputs),
-                        (*theirs.features.inputs, *theirs.features.hints, *theirs.outputs),
-                        strict=True):
-            assert a.name == b.name and _same(a.data, b.data), (name, a.name)
+        _assert_same_feedback(to_feedback(mine), theirs, name)
+
+
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_test_split_size_equals_build_sampler(name):
+    """At the CLRS30 test size (n = 64, where hint tapes run for hundreds of steps)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref, _ = oracle.samplers.build_sampler(name, 4, length=64, seed=11)
+    _assert_same_feedback(to_feedback(Sampler(name, 4, 64, seed=11).next()), ref.next(), name)
