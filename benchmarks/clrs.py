@@ -9,6 +9,11 @@ instances, as the reference's cost is linear in N) and prints the ratio of traje
 second (CPU time, best of `--repeats`). Without dm-clrs it compares against this package's own
 per-instance loop (`execute` on one instance at a time). Defaults: the CLRS30 train split size
 (N = 1000 at n = 16) and test split size (N = 32 at n = 64) for the 12 graph algorithms.
+A second line per case gives the memory floor: the CPU time of writing a fresh array as large
+as the sample (inputs, hints [T_max, B, ...] and outputs, float64 as CLRS lays them out) once,
+measured in this process, and the ratio to dm-clrs that the floor alone would allow; where
+that is under the goal (big edge hints such as bridges' is_bridge_h at n = 64), no sampler
+that returns the sample can reach the goal here.
 
 Models: the Triplet-GMPNN NAR's training step on BFS (B = 32, n = 16, H = 128; forward, loss,
 backward, clipped Adam; CPU time, one thread) against dm-clrs's own `Net` (jax + haiku + optax,
@@ -35,6 +40,7 @@ import types
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from repdyn.tasks.clrs import run_batch, sample
@@ -63,6 +69,18 @@ def _best(fn, repeats: int) -> float:
         fn()
         best = min(best, time.process_time() - start)
     return max(best, 1e-9)
+
+
+def _sample_bytes(name: str, num: int, n: int) -> int:
+    """Bytes of the arrays `sample(name, num, n)` returns (inputs, hints, outputs)."""
+    batch = sample(name, num, n, seed=0)
+    return sum(a.nbytes for part in (batch.inputs, batch.hints, batch.outputs)
+               for a in part.values())
+
+
+def _write_fresh(nbytes: int) -> None:
+    """Write `nbytes` once into memory this process has just mapped (the page faults count)."""
+    np.empty(nbytes // 8).fill(1.0)
 
 
 def _own_loop(name: str, num: int, n: int) -> None:
@@ -281,6 +299,12 @@ def main(argv: list[str]) -> int:
             ratio = theirs / ours
             print(f"clrs {name} (n={n}, N={num}): {ratio:.1f}x vs {label} (goal >= {GOAL:.0f}x) "
                   f"[ours {1 / ours:,.0f} traj/s, reference {1 / theirs:,.0f} traj/s]",
+                  flush=True)
+            nbytes = _sample_bytes(name, num, n)
+            floor = _best(functools.partial(_write_fresh, nbytes), args.repeats) / num
+            print(f"clrs {name} (n={n}, N={num}): {ours / floor:.1f}x the memory floor "
+                  f"(the floor allows {theirs / floor:.0f}x) [ours {1e3 * ours * num:.1f} ms, "
+                  f"floor {1e3 * floor * num:.1f} ms to write the {nbytes / 2**20:.0f} MB sample]",
                   flush=True)
     if "models" in sections:
         model_lines(args.repeats)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -92,71 +93,141 @@ def _cast(a: np.ndarray, integer: bool) -> np.ndarray:
 
 
 class OneHot(NamedTuple):
-    """A mask_one / categorical hint given by its indices [B, ...]; the tape writes only ones."""
+    """A mask_one / categorical hint given by its indices [B, ...] (or one index for all)."""
 
     index: np.ndarray
     size: int
+
+
+_SMALL_PUSH = 1 << 20  # bytes: pushes this small always copy whole frames
 
 
 class HintTape:
     """Records one hint snapshot per lockstep step for a batch of instances.
 
     Every algorithm here advances all unfinished instances by exactly one CLRS `push` per step,
-    so step t holds hint t of every instance still `active`. Their snapshots are written straight
-    into lazily zeroed [capacity, B, ...] float64 buffers (grown by doubling); rows of finished
-    instances are never written and stay zero: CLRS's padded [T_max, B, ...] layout in one pass.
+    so step t holds hint t of every instance still `active`; finished instances' rows are zero
+    (CLRS's padded [T_max, B, ...] layout). A push costs one plain copy per hint: while at least
+    half the batch is active, or a push's frames are small, whole [B, ...] frames are copied
+    (the rows of finished instances are zeroed once, in `finish`); otherwise only the active
+    rows (a fancy-indexed copy costs a few microseconds more a call, but moves fewer bytes).
+    `OneHot` hints are logged as indices and expanded to float64 one-hots in `finish`, with one
+    `np.take` per hint.
+
+    All buffers ([capacity, B, ...], grown by doubling) are carved from one zeroed allocation:
+    it is mapped lazily (unused capacity costs no memory) and, being large, with transparent
+    huge pages, so that writing the hints for the first time costs few page faults (one per
+    4 KiB page of a small allocation is most of the run time on some machines).
     """
 
     def __init__(self, capacity: int = 16) -> None:
         self._capacity = max(1, capacity)
-        self._buffers: dict[str, np.ndarray] = {}
+        self._shapes: dict[str, tuple[int, ...]] = {}  # hint -> shape of one frame [B, ...]
+        self._frames: dict[str, np.ndarray] = {}  # float64 frames, or the indices of a OneHot
+        self._sizes: dict[str, int] = {}  # OneHot hint -> number of classes
+        self._one_hots: dict[str, np.ndarray] = {}  # OneHot hint -> its float64 expansion
         self._steps = 0
-        self._lengths: np.ndarray | None = None
+        self._active: np.ndarray | None = None  # [capacity, B] bool: who pushed at each step
+        self._whole: np.ndarray | None = None  # [capacity] bool: steps that copied whole frames
+        self._push_bytes = 0  # bytes of one push's whole frames
 
-    def push(self, active: np.ndarray, **values: np.ndarray) -> None:
+    def push(self, active: np.ndarray, **values: np.ndarray | OneHot) -> None:
         """Record the current state (each value [B, ...]) of the instances in `active`."""
         active = np.asarray(active, dtype=bool)
-        if not active.any():
+        count = int(np.count_nonzero(active))
+        if count == 0:
             return
-        if self._lengths is None:
-            self._lengths = np.zeros(active.shape[0], dtype=np.int64)
-        if self._steps == self._capacity:
-            self._capacity *= 2
-            for k, buf in self._buffers.items():
-                grown = np.zeros((self._capacity,) + buf.shape[1:])
-                grown[:self._steps] = buf[:self._steps]
-                self._buffers[k] = grown
-        everyone = bool(active.all())
-        live = np.arange(len(active)) if everyone else np.nonzero(active)[0]
-        for k, v in values.items():
-            if isinstance(v, OneHot):  # fresh buffers are zero: set the ones only
-                index = np.asarray(v.index)
-                if index.ndim == 0:
-                    index = np.broadcast_to(index, active.shape)
-                frame = self._buffer(k, index.shape + (v.size,))[self._steps]
-                if index.ndim == 1:
-                    frame[live, index[live]] = 1.0
-                else:
-                    grid = np.ix_(live, *[np.arange(d) for d in index.shape[1:]])
-                    frame[grid + (index[live],)] = 1.0
-                continue
-            frame = self._buffer(k, np.shape(v))[self._steps]
-            if everyone:
-                frame[...] = v
-            else:  # rows of finished instances stay untouched, hence zero
-                frame[live] = np.asarray(v)[live]
-        self._lengths += active
+        if self._steps == self._capacity or not values.keys() <= self._frames.keys():
+            if self._steps == self._capacity:
+                self._capacity *= 2
+            self._allocate(active.shape[0], values)
+        t = self._steps
+        whole = 2 * count >= active.shape[0] or self._push_bytes <= _SMALL_PUSH
+        live = None if whole else np.flatnonzero(active)
+        for name, value in values.items():
+            frames = self._frames[name]
+            if (self._sizes.get(name) is None) == isinstance(value, OneHot):
+                raise TypeError(f"hint {name!r} is pushed both as a OneHot and as an array")
+            if isinstance(value, OneHot):
+                frames[t] = value.index  # a single index broadcasts
+            elif whole:
+                frames[t] = value
+            else:
+                frames[t][live] = np.asarray(value)[live]
+        self._active[t] = active
+        self._whole[t] = whole
         self._steps += 1
 
-    def _buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        buf = self._buffers.get(name)
-        if buf is None:  # np.zeros maps lazily: unused capacity costs no memory
-            buf = self._buffers[name] = np.zeros((self._capacity,) + tuple(shape))
-        return buf
+    def _allocate(self, batch: int, values: dict[str, np.ndarray | OneHot]) -> None:
+        """(Re)lay out every buffer at the current capacity, keeping the steps recorded so far."""
+        for name, value in values.items():
+            if name not in self._shapes:
+                if isinstance(value, OneHot):
+                    self._sizes[name] = value.size
+                    self._shapes[name] = np.shape(value.index) or (batch,)
+                else:
+                    self._shapes[name] = np.shape(value)
+        cap = self._capacity
+        layout = {("active", ""): ((cap, batch), bool), ("whole", ""): ((cap,), bool)}
+        for name, shape in self._shapes.items():
+            size = self._sizes.get(name)
+            layout["frames", name] = ((cap,) + shape, np.float64 if size is None else np.intp)
+            if size is not None:
+                layout["one_hot", name] = ((cap,) + shape + (size,), np.float64)
+        block = _zeroed_block(layout)
+        kept = self._steps
+        if kept:
+            block["active", ""][:kept] = self._active[:kept]
+            block["whole", ""][:kept] = self._whole[:kept]
+            for name, frames in self._frames.items():
+                block["frames", name][:kept] = frames[:kept]
+        self._active, self._whole = block["active", ""], block["whole", ""]
+        self._frames = {name: block["frames", name] for name in self._shapes}
+        self._push_bytes = sum(frames[0].nbytes for frames in self._frames.values())
+        self._one_hots = {name: block["one_hot", name] for name in self._sizes}
 
     def finish(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Hints [T, B, ...] (zero past each length) and lengths [B] (int64)."""
-        return {k: buf[:self._steps] for k, buf in self._buffers.items()}, self._lengths
+        if self._active is None:
+            return {}, np.zeros(0, dtype=np.int64)
+        steps = self._steps
+        active = self._active[:steps]
+        stale = ~active & self._whole[:steps, None]  # finished rows copied with whole frames
+        any_stale = bool(stale.any())
+        hints = {}
+        for name, frames in self._frames.items():
+            frames = frames[:steps]
+            size = self._sizes.get(name)
+            if size is None:
+                if any_stale:
+                    frames[stale] = 0.0
+                hints[name] = frames
+            else:
+                frames[~active] = size  # the all-zero row of `_one_hot_table`
+                out = self._one_hots[name][:steps]
+                np.take(_one_hot_table(size), frames, axis=0, out=out, mode="clip")  # unbuffered
+                hints[name] = out
+        return hints, active.sum(0, dtype=np.int64)
+
+
+def _zeroed_block(shapes: dict[tuple[str, str], tuple[tuple[int, ...], type]]
+                  ) -> dict[tuple[str, str], np.ndarray]:
+    """Zeroed arrays of the given (shape, dtype), all views of one allocation (64-byte aligned)."""
+    offsets, total = {}, 0
+    for name, (shape, dtype) in shapes.items():
+        offsets[name] = total
+        total += -(-math.prod(shape) * np.dtype(dtype).itemsize // 64) * 64
+    block = np.zeros(total, dtype=np.uint8)
+    return {name: block[offsets[name]:offsets[name] + math.prod(shape) * np.dtype(dtype).itemsize]
+            .view(dtype).reshape(shape) for name, (shape, dtype) in shapes.items()}
+
+
+@functools.lru_cache(maxsize=64)
+def _one_hot_table(size: int) -> np.ndarray:
+    """Rows 0..size-1 of the identity, then a zero row: one-hot lookup with a 'none' index."""
+    table = np.vstack([np.eye(size), np.zeros((1, size))])
+    table.flags.writeable = False
+    return table
 
 
 @functools.lru_cache(maxsize=64)

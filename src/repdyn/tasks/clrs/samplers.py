@@ -329,40 +329,91 @@ class _Words:
         """Have `count` words from `pos` on; fetch up to `reserve` (a sure need) at once."""
         if self.pos + count > self.filled:
             short = self.pos + max(count, reserve) - self.filled
-            if self.filled + short > len(self.words):
-                grown = np.empty(max(2 * len(self.words), self.filled + short), dtype=np.uint32)
-                grown[:self.filled] = self.words[:self.filled]
-                self.words = grown
-            self.words[self.filled:self.filled + short] = self.rng.randint(
-                0, 2**32, size=short, dtype=np.uint32)
+            fresh = self.rng.randint(0, 2**32, size=short, dtype=np.uint32)
+            if not self.filled:
+                self.words = fresh
+            else:  # late fetches are short (draws rejected): grow with room for more
+                if self.filled + short > len(self.words):
+                    grown = np.empty(self.filled + short + self.filled // 8 + 1024, np.uint32)
+                    grown[:self.filled] = self.words[:self.filled]
+                    self.words = grown
+                self.words[self.filled:self.filled + short] = fresh
             self.filled += short
 
-    def skip(self, count: int, reserve: int) -> int:
-        """Reserve `count` words (e.g. count / 2 doubles) here; return where they start."""
-        self._need(count, reserve)
-        start, self.pos = self.pos, self.pos + count
-        return start
+    def layout(self, num: int, items: list[tuple[str, int]]) -> np.ndarray:
+        """Walk `num` instances, each drawing `items` in order; [num, len(items)] int64.
 
-    def bounded(self, high: int, reserve: int) -> int:
-        """`randint(0, high + 1)`: masked rejection sampling on 32-bit words (legacy numpy)."""
-        if high == 0:
-            return 0
-        mask = (1 << int(high).bit_length()) - 1
-        while True:
-            self._need(1, reserve)
-            value = int(self.words[self.pos]) & mask
-            self.pos += 1
-            if value <= high:
-                return value
+        An item ("skip", k) is a block of k words (k / 2 doubles): its entry is where it starts.
+        An item ("draw", high) is `randint(0, high + 1)` by masked rejection (legacy numpy; no
+        word when high = 0): its entry is the value. Without a draw that can reject, every
+        instance takes the same words and the walk is one vectorised gather.
+        """
+        size = [k if kind == "skip" else int(k > 0) for kind, k in items]
+        per_instance = sum(size)
+        masks = [(1 << int(k).bit_length()) - 1 for _, k in items]
+        draws = [c for c, (kind, k) in enumerate(items) if kind == "draw" and k > 0]
+        if all(masks[c] == items[c][1] for c in draws):  # ranges of 2^b values never reject
+            self._need(num * per_instance, 0)
+            at = self.pos + np.arange(num)[:, None] * per_instance + np.cumsum([0] + size[:-1])
+            out = at.astype(np.int64)
+            for c in draws:
+                out[:, c] = self.words[at[:, c]] & masks[c]
+            for c, (kind, k) in enumerate(items):
+                if kind == "draw" and k == 0:
+                    out[:, c] = 0
+            self.pos += num * per_instance
+            return out
+        return self._walk(num, items, masks, per_instance)
+
+    def _walk(self, num: int, items: list[tuple[str, int]], masks: list[int],
+              per_instance: int) -> np.ndarray:
+        """`layout` item by item, for draws that may reject (a tight loop on Python ints)."""
+        plan = [(-k if kind == "skip" else k, mask) for (kind, k), mask in zip(items, masks,
+                                                                             strict=True)]
+        left = num * per_instance  # words the rest of the batch surely takes
+        self._need(0, left)
+        words, filled, pos, out = memoryview(self.words), self.filled, self.pos, []
+        for _ in range(num):
+            for k, mask in plan:
+                if k < 0:  # a block of -k words
+                    if pos - k > filled:
+                        self.pos = pos
+                        self._need(-k, left)
+                        words, filled = memoryview(self.words), self.filled
+                    out.append(pos)
+                    pos -= k
+                    left += k
+                    continue
+                value = 0
+                if k:
+                    while True:  # masked rejection: draw until the value is in range
+                        if pos == filled:
+                            self.pos = pos
+                            self._need(1, left)
+                            words, filled = memoryview(self.words), self.filled
+                        value = words[pos] & mask
+                        pos += 1
+                        if value <= k:
+                            break
+                    left -= 1
+                out.append(value)
+        self.pos = pos
+        return np.array(out, dtype=np.int64).reshape(num, len(items))
 
     def doubles(self, starts: np.ndarray, count: int) -> np.ndarray:
         """[len(starts), count] doubles as `random_sample` makes them (two words each)."""
-        w = self.words[starts[:, None] + np.arange(2 * count)]
-        high, low = (w[:, 0::2] >> 5).astype(np.float64), w[:, 1::2] >> 6
-        return (high * 67108864.0 + low) / 9007199254740992.0
+        # each row is a contiguous run of words: copy rows of a window view, no index array
+        w = np.lib.stride_tricks.sliding_window_view(self.words[:self.filled],
+                                                     2 * count)[np.asarray(starts)]
+        out = np.empty((len(starts), count))
+        np.right_shift(w[:, 0::2], 5, out=out, casting="unsafe")
+        out *= 67108864.0
+        out += w[:, 1::2] >> 6
+        out *= 1.0 / 9007199254740992.0  # exact: (a * 2^26 + b) < 2^53, times a power of two
+        return out
 
 
-def _bernoulli_rows(words: _Words, starts: list, probs: np.ndarray,
+def _bernoulli_rows(words: _Words, starts: np.ndarray, probs: np.ndarray,
                     count: int) -> np.ndarray | None:
     """`binomial(1, probs[i], count)` of each instance from its reserved words; None on a redraw
     (see `bernoulli`)."""
@@ -371,11 +422,23 @@ def _bernoulli_rows(words: _Words, starts: list, probs: np.ndarray,
     q = 1.0 - p_eff
     levels, which = np.unique(q, return_inverse=True)  # a few distinct p per batch
     qn = np.array([math.exp(1 * math.log(x)) for x in levels])[which]
-    u = words.doubles(np.asarray(starts), count)
+    u = words.doubles(starts, count)
     above = u > qn[:, None]
     if np.any(above & (u - qn[:, None] > ((p_eff * qn) / q)[:, None])):
         return None
     return np.where(flip[:, None], ~above, above).astype(np.int64)
+
+
+def _shuffles(draws: np.ndarray, n: int) -> np.ndarray:
+    """Legacy `permutation(n)` per row from its draws k_j = random_interval(j), j = n-1..1."""
+    perm = np.tile(np.arange(n), (len(draws), 1))
+    r = np.arange(len(draws))
+    for c, j in enumerate(range(n - 1, 0, -1)):
+        k = draws[:, c]
+        swapped = perm[r, k]
+        perm[r, k] = perm[:, j]
+        perm[:, j] = swapped
+    return perm
 
 
 def _er_batch(d: _Draws, num: int, n: int, p: tuple, directed: bool, acyclic: bool,
@@ -383,30 +446,12 @@ def _er_batch(d: _Draws, num: int, n: int, p: tuple, directed: bool, acyclic: bo
     """`num` x (choice(p), er_graph(...), [choice(n)]) at once; None if a binomial redraws."""
     words = _Words(d.rng)
     shuffle = directed and acyclic
-    # The fewest words one instance can take: each bounded draw takes >= 1 word when its range
-    # is not empty; passing what is surely still needed lets `_Words` fetch in few calls.
-    parts = {"p": int(len(p) > 1), "bern": 2 * n * n, "perm": (n - 1) * shuffle,
-             "weights": 2 * n * n * weighted, "source": int(n > 1) * source}
-    per_instance = sum(parts.values())
-    p_index, bern, weight, perms, sources = [], [], [], [], []
-    for i in range(num):
-        left = per_instance + (num - i - 1) * per_instance
-        p_index.append(words.bounded(len(p) - 1, left))
-        left -= parts["p"]
-        bern.append(words.skip(2 * n * n, left))
-        left -= parts["bern"]
-        if shuffle:
-            perm = list(range(n))
-            for j in range(n - 1, 0, -1):  # legacy shuffle: random_interval(j) per j
-                k = words.bounded(j, left)
-                left -= 1
-                perm[j], perm[k] = perm[k], perm[j]
-            perms.append(perm)
-        if weighted:
-            weight.append(words.skip(2 * n * n, left))
-            left -= parts["weights"]
-        if source:
-            sources.append(words.bounded(n - 1, left))
+    items = [("draw", len(p) - 1), ("skip", 2 * n * n)]
+    items += [("draw", j) for j in range(n - 1, 0, -1)] if shuffle else []
+    items += [("skip", 2 * n * n)] if weighted else []
+    items += [("draw", n - 1)] if source else []
+    drawn = words.layout(num, items)
+    p_index, bern = drawn[:, 0], drawn[:, 1]
     edges = _bernoulli_rows(words, bern, np.asarray(p, dtype=np.float64)[p_index], n * n)
     if edges is None:
         return None  # a redraw (probability ~1e-16): let the per-instance path replay it
@@ -415,11 +460,12 @@ def _er_batch(d: _Draws, num: int, n: int, p: tuple, directed: bool, acyclic: bo
         mat = mat * mat.transpose(0, 2, 1)
     elif acyclic:
         mat = np.triu(mat, k=1)
-        order = np.asarray(perms)
+        order = _shuffles(drawn[:, 2:n + 1], n)
         mat = np.take_along_axis(np.take_along_axis(mat, order[:, :, None], 1),
                                  order[:, None, :], 2)
     if weighted:
-        w = (low + (high - low) * words.doubles(np.asarray(weight), n * n)).reshape(num, n, n)
+        at = n + 1 if shuffle else 2
+        w = (low + (high - low) * words.doubles(drawn[:, at], n * n)).reshape(num, n, n)
         if not directed:
             w = np.sqrt(w * w.transpose(0, 2, 1) + 1e-3)  # clrs.md §2.2
         mat = mat.astype(float) * w
@@ -428,7 +474,7 @@ def _er_batch(d: _Draws, num: int, n: int, p: tuple, directed: bool, acyclic: bo
             mat = np.trunc(mat * scale) / scale
     out = [mat]
     if source:
-        out.append(np.asarray(sources, dtype=np.int64))
+        out.append(drawn[:, -1])
     return out
 
 
@@ -440,30 +486,14 @@ def _scc_batch(d: _Draws, num: int, length: int, k: int = 4, p: tuple = (0.5,),
         raise UserError(f"community graph: k={k} communities need at least {k} nodes, got {n}")
     bounds = [(i * (n // k), n if i == k - 1 else (i + 1) * (n // k)) for i in range(k)]
     words = _Words(d.rng)
-    per_instance = int(len(p) > 1) + sum(2 * (hi - lo) ** 2 for lo, hi in bounds) \
-        + 2 * n * n + (n - 1)
-    p_index, blocks, toggles, perms = [], [], [], []
-    for i in range(num):
-        left = per_instance * (num - i)
-        p_index.append(words.bounded(len(p) - 1, left))
-        left -= int(len(p) > 1)
-        starts = []
-        for lo, hi in bounds:
-            starts.append(words.skip(2 * (hi - lo) ** 2, left))
-            left -= 2 * (hi - lo) ** 2
-        blocks.append(starts)
-        toggles.append(words.skip(2 * n * n, left))
-        left -= 2 * n * n
-        perm = list(range(n))
-        for j in range(n - 1, 0, -1):  # legacy shuffle: random_interval(j) per j
-            m = words.bounded(j, left)
-            left -= 1
-            perm[j], perm[m] = perm[m], perm[j]
-        perms.append(perm)
+    items = [("draw", len(p) - 1)] + [("skip", 2 * (hi - lo) ** 2) for lo, hi in bounds]
+    items += [("skip", 2 * n * n)] + [("draw", j) for j in range(n - 1, 0, -1)]
+    drawn = words.layout(num, items)
+    p_index, toggles = drawn[:, 0], drawn[:, k + 1]
     probs = np.asarray(p, dtype=np.float64)[p_index]
     mat = np.zeros((num, n, n))
     for c, (lo, hi) in enumerate(bounds):
-        block = _bernoulli_rows(words, [b[c] for b in blocks], probs, (hi - lo) ** 2)
+        block = _bernoulli_rows(words, drawn[:, 1 + c], probs, (hi - lo) ** 2)
         if block is None:
             return None
         mat[:, lo:hi, lo:hi] = block.reshape(num, hi - lo, hi - lo)
@@ -475,7 +505,7 @@ def _scc_batch(d: _Draws, num: int, length: int, k: int = 4, p: tuple = (0.5,),
         for lo_j, hi_j in bounds[:c]:
             toggle[:, lo_i:hi_i, lo_j:hi_j] = 0
     mat = np.where(toggle > 0.0, (1.0 - (mat > 0.0)) * toggle, mat)
-    order = np.asarray(perms)
+    order = _shuffles(drawn[:, k + 2:], n)
     mat = np.take_along_axis(np.take_along_axis(mat, order[:, :, None], 1), order[:, None, :], 2)
     return [mat]
 

@@ -27,26 +27,32 @@ def first_of_argsort(key: np.ndarray) -> np.ndarray:
     np.argsort is not stable, so rows with a tied minimum are sorted exactly as CLRS does.
     """
     first = key.argmin(-1)
-    tied = (key == key.min(-1, keepdims=True)).sum(-1) > 1
-    if tied.any():
+    at_min = key == key[np.arange(len(key)), first][:, None]
+    if np.count_nonzero(at_min) > len(key):  # some row has its minimum twice
+        tied = np.count_nonzero(at_min, axis=-1) > 1
         first[tied] = np.argsort(key[tied], axis=-1)[:, 0]
     return first
 
 
 def bfs(A: np.ndarray, s: np.ndarray) -> Batch:
-    """Breadth-first search in synchronous rounds; pi[j] = lowest reached i with A[i, j] > 0."""
+    """Breadth-first search in synchronous rounds; pi[j] = lowest reached i with A[i, j] > 0.
+
+    Edges are kept transposed ([B, j, i]) so that a round's search over i is along the last,
+    contiguous axis.
+    """
     A, s = np.asarray(A), np.asarray(s, dtype=np.int64)
     batch, n, _ = A.shape
     ids = np.arange(n)
     reach = np.zeros((batch, n))
     reach[rows(batch), s] = 1
     pi = np.broadcast_to(ids, (batch, n)).copy()
-    edge = A > 0
+    edge_t = (A > 0).transpose(0, 2, 1).copy()
     tape, active = HintTape(n + 1), np.ones(batch, dtype=bool)
-    while active.any():
+    while np.count_nonzero(active):
         tape.push(active, reach_h=reach, pi_h=pi)
-        cand = edge & (reach == 1)[:, :, None]
-        has, first = cand.any(1) & active[:, None], cand.argmax(1)
+        cand = edge_t & (reach == 1)[:, None, :]
+        first = cand.argmax(-1)
+        has = np.take_along_axis(cand, first[..., None], -1)[..., 0] & active[:, None]
         claim = has & (pi == ids) & (ids != s[:, None])
         pi = np.where(claim, first, pi)
         new_reach = np.where(has, 1.0, reach)
@@ -57,20 +63,25 @@ def bfs(A: np.ndarray, s: np.ndarray) -> Batch:
 
 
 def bellman_ford(A: np.ndarray, s: np.ndarray) -> Batch:
-    """Bellman-Ford in rounds over prev_d; ties keep the current value, then the lowest u."""
+    """Bellman-Ford in rounds over prev_d; ties keep the current value, then the lowest u.
+
+    A round's candidates prev_d[u] + A[u, v] are laid out [B, v, u], with +inf for non-edges
+    and unreached u, so that the choice of u is one contiguous argmin (the first minimum).
+    """
     A, s = np.asarray(A), np.asarray(s, dtype=np.int64)
     batch, n, _ = A.shape
     d = np.zeros((batch, n))
     msk = np.zeros((batch, n))
     msk[rows(batch), s] = 1
     pi = np.broadcast_to(np.arange(n), (batch, n)).copy()
+    weights_t = np.where(A != 0, A, np.inf).transpose(0, 2, 1).copy()
     tape, active = HintTape(n + 1), np.ones(batch, dtype=bool)
-    while active.any():
+    while np.count_nonzero(active):
         tape.push(active, pi_h=pi, d=d, msk=msk)
-        cand = (msk == 1)[:, :, None] & (A != 0)
-        val = np.where(cand, d[:, :, None] + A, np.inf)
-        best, arg = val.min(1), val.argmin(1)
-        has = cand.any(1) & active[:, None]
+        via = np.where(msk == 1, d, np.inf)[:, None, :] + weights_t
+        arg = via.argmin(-1)
+        best = np.take_along_axis(via, arg[..., None], -1)[..., 0]
+        has = (best < np.inf) & active[:, None]
         take = has & ((msk == 0) | (best < d))
         new_d = np.where(take, best, d)
         pi = np.where(take, arg, pi)
@@ -82,13 +93,19 @@ def bellman_ford(A: np.ndarray, s: np.ndarray) -> Batch:
 
 
 def _greedy_tree(name: str, A: np.ndarray, s: np.ndarray, prim: bool) -> Batch:
-    """Dijkstra (prim=False, key = distance) and Prim (prim=True, key = edge weight)."""
+    """Dijkstra (prim=False, key = distance) and Prim (prim=True, key = edge weight).
+
+    Marking u and taking it out of the queue are scatters into flat arrays whose last cell
+    takes the writes of finished instances.
+    """
     A, s = np.asarray(A), np.asarray(s, dtype=np.int64)
     batch, n, _ = A.shape
     r = rows(batch)
+    off, spare = r * n, batch * n
+    weights, edges = A.reshape(batch * n, n), (A != 0).reshape(batch * n, n)
     key = np.zeros((batch, n))
-    mark = np.zeros((batch, n))
-    in_queue = np.zeros((batch, n))
+    mark_flat, queue_flat = np.zeros(batch * n + 1), np.zeros(batch * n + 1)
+    mark, in_queue = mark_flat[:-1].reshape(batch, n), queue_flat[:-1].reshape(batch, n)
     in_queue[r, s] = 1
     pi = np.broadcast_to(np.arange(n), (batch, n)).copy()
     key_name = "key" if prim else "d"
@@ -96,17 +113,20 @@ def _greedy_tree(name: str, A: np.ndarray, s: np.ndarray, prim: bool) -> Batch:
     tape.push(active, pi_h=pi, **{key_name: key}, mark=mark, in_queue=in_queue, u=OneHot(s, n))
     for _ in range(n):
         u = first_of_argsort(key + (1.0 - in_queue) * 1e9)
-        active &= in_queue[r, u] != 0
-        if not active.any():
+        cell_u = off + u
+        active &= queue_flat[cell_u] != 0
+        if not np.count_nonzero(active):
             break
-        mark[r[active], u[active]] = 1
-        in_queue[r[active], u[active]] = 0
-        Au = A[r, u]
-        new = Au if prim else key[r, u][:, None] + Au
-        cand = (Au != 0) & (mark == 0) & ((in_queue == 0) | (new < key)) & active[:, None]
-        pi = np.where(cand, u[:, None], pi)
-        key = np.where(cand, new, key)
-        in_queue = np.where(cand, 1.0, in_queue)
+        cell = np.where(active, cell_u, spare)
+        mark_flat[cell] = 1
+        queue_flat[cell] = 0
+        new = weights[cell_u]
+        if not prim:
+            new = key[r, u][:, None] + new
+        cand = edges[cell_u] & (mark == 0) & ((in_queue == 0) | (new < key)) & active[:, None]
+        np.copyto(pi, u[:, None], where=cand)
+        np.copyto(key, new, where=cand)
+        np.copyto(in_queue, 1.0, where=cand)
         tape.push(active, pi_h=pi, **{key_name: key}, mark=mark, in_queue=in_queue,
                   u=OneHot(u, n))
     hints, lengths = tape.finish()
@@ -144,6 +164,29 @@ def floyd_warshall(A: np.ndarray) -> Batch:
     return Batch("floyd_warshall", _graph_inputs(A), hints, {"Pi": Pi}, lengths)
 
 
+def kruskal_edges(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per instance, the edges i < j with A > 0 in CLRS's `np.argsort(wts)` order.
+
+    Returns endpoints u, v [B, m_max] (zero-padded) and edge counts [B]. np.argsort is not
+    stable, so ties must be ordered as a 1-d argsort of exactly that instance's weight list
+    orders them: instances with m edges are sorted together, row by row, as one [k, m] argsort.
+    """
+    batch, n, _ = A.shape
+    iu, ju = np.triu_indices(n, 1)  # dm-clrs's `for i: for j > i` order
+    weights = A[:, iu, ju]
+    present = weights > 0
+    counts = present.sum(1)
+    eu = np.zeros((batch, max(1, int(counts.max(initial=0)))), dtype=np.int64)
+    ev = eu.copy()
+    for m in np.unique(counts[counts > 0]):
+        rows = np.flatnonzero(counts == m)
+        pairs = np.nonzero(present[rows])[1].reshape(len(rows), m)
+        order = np.argsort(weights[rows][present[rows]].reshape(len(rows), m), axis=1)
+        pairs = np.take_along_axis(pairs, order, 1)
+        eu[rows, :m], ev[rows, :m] = iu[pairs], ju[pairs]
+    return eu, ev, counts
+
+
 _START, _FIND_U, _FIND_V, _UNION, _DONE = range(5)
 
 
@@ -151,31 +194,24 @@ def mst_kruskal(A: np.ndarray) -> Batch:
     """Kruskal with CLRS's union-find: edges i < j with A > 0, in `np.argsort` order of weight.
 
     Per edge: one hint on entry, one per path-compression step from u, then from v, one on union.
+    Updates that only some instances make are scatters into flat arrays whose last cell is spare.
     """
     A = np.asarray(A)
     batch, n, _ = A.shape
-    r = rows(batch)
-    edges = []
-    for b in range(batch):
-        iu, ju = np.nonzero(np.triu(A[b] > 0, k=1))
-        order = np.argsort(A[b][iu, ju])
-        edges.append((iu[order], ju[order]))
-    n_edges = np.array([len(e[0]) for e in edges])
-    width = max(1, int(n_edges.max()))
-    eu = np.zeros((batch, width), dtype=np.int64)
-    ev = np.zeros((batch, width), dtype=np.int64)
-    for b, (iu, ju) in enumerate(edges):
-        eu[b, :len(iu)], ev[b, :len(ju)] = iu, ju
-
-    pi = np.broadcast_to(np.arange(n), (batch, n)).copy()
-    in_mst = np.zeros((batch, n, n))
+    eu, ev, n_edges = kruskal_edges(A)
+    edge_off = np.arange(batch) * eu.shape[1]
+    eu, ev = eu.reshape(-1), ev.reshape(-1)
+    off, spare = np.arange(batch) * n, batch * n
+    pi_flat = np.append(np.tile(np.arange(n), batch), 0)
+    pi = pi_flat[:-1].reshape(batch, n)
+    mask_u_flat, mask_v_flat = np.zeros(batch * n + 1), np.zeros(batch * n + 1)
+    mask_u, mask_v = mask_u_flat[:-1].reshape(batch, n), mask_v_flat[:-1].reshape(batch, n)
+    mst_flat = np.zeros(batch * n * n + 1)
+    in_mst = mst_flat[:-1].reshape(batch, n, n)
     u = np.zeros(batch, dtype=np.int64)
-    v, root_u, root_v = u.copy(), u.copy(), u.copy()
-    mask_u, mask_v = np.zeros((batch, n)), np.zeros((batch, n))
-    edge = np.zeros(batch, dtype=np.int64)
+    v, root_u, root_v, edge, phase = u.copy(), u.copy(), u.copy(), u.copy(), u.copy()
     mode = np.where(n_edges > 0, _START, _DONE)
-    phase = np.zeros(batch, dtype=np.int64)
-    tape = HintTape(4 * n)
+    tape = HintTape(2 + 4 * int(n_edges.max(initial=0)))
 
     def push(active: np.ndarray) -> None:
         tape.push(active, in_mst_h=in_mst, pi=pi, u=OneHot(u, n), v=OneHot(v, n),
@@ -183,37 +219,36 @@ def mst_kruskal(A: np.ndarray) -> Batch:
                   mask_v=mask_v, phase=OneHot(phase, 3))
 
     push(np.ones(batch, dtype=bool))
-    while (mode != _DONE).any():
-        mode = np.where((mode == _FIND_U) & (pi[r, root_u] == root_u), _FIND_V, mode)
-        mode = np.where((mode == _FIND_V) & (pi[r, root_v] == root_v), _UNION, mode)
-
-        start = mode == _START
-        at = np.minimum(edge, width - 1)
-        u, v = np.where(start, eu[r, at], u), np.where(start, ev[r, at], v)
-        root_u, root_v = np.where(start, u, root_u), np.where(start, v, root_v)
-        mask_u = np.where(start[:, None], one_hot(u, n), mask_u)
-        mask_v = np.where(start[:, None], one_hot(v, n), mask_v)
-
-        for find, root, mask in ((mode == _FIND_U, root_u, mask_u),
-                                 (mode == _FIND_V, root_v, mask_v)):
-            root[find] = pi[r, root][find]
-            pi = np.where(find[:, None] & (mask == 1), root[:, None], pi)
-            mask[r[find], root[find]] = 1
-
-        union = mode == _UNION
+    while np.count_nonzero(active := mode != _DONE):
+        np.putmask(mode, (mode == _FIND_U) & (pi_flat[off + root_u] == root_u), _FIND_V)
+        np.putmask(mode, (mode == _FIND_V) & (pi_flat[off + root_v] == root_v), _UNION)
+        start, union = mode == _START, mode == _UNION
+        if np.count_nonzero(start):
+            at = edge_off + np.minimum(edge, n_edges - 1)
+            np.copyto(u, eu[at], where=start)
+            np.copyto(v, ev[at], where=start)
+            np.copyto(root_u, u, where=start)
+            np.copyto(root_v, v, where=start)
+            for mask_flat, mask, node in ((mask_u_flat, mask_u, u), (mask_v_flat, mask_v, v)):
+                mask[start] = 0
+                mask_flat[np.where(start, off + node, spare)] = 1
+        for find, root, mask_flat, mask in ((mode == _FIND_U, root_u, mask_u_flat, mask_u),
+                                            (mode == _FIND_V, root_v, mask_v_flat, mask_v)):
+            if np.count_nonzero(find):  # root = pi[root]; the masked path points to it
+                np.copyto(root, pi_flat[off + root], where=find)
+                np.copyto(pi, root[:, None], where=find[:, None] & (mask == 1))
+                mask_flat[np.where(find, off + root, spare)] = 1
         joined = union & (root_u != root_v)
-        in_mst[r[joined], u[joined], v[joined]] = 1
-        in_mst[r[joined], v[joined], u[joined]] = 1
-        low_root = np.where(root_u < root_v, root_u, root_v)
-        high_root = np.where(root_u < root_v, root_v, root_u)
-        pi[r[joined], low_root[joined]] = high_root[joined]
-
-        phase = np.select([mode == _FIND_V], [2], default=np.where(union, 0, 1))
-        push(mode != _DONE)
-
-        edge = np.where(union, edge + 1, edge)
-        mode = np.where(start, _FIND_U, mode)
-        mode = np.where(union, np.where(edge < n_edges, _START, _DONE), mode)
+        at = np.where(joined, off * n + u * n + v, batch * n * n)
+        mst_flat[at] = 1
+        mst_flat[np.where(joined, off * n + v * n + u, batch * n * n)] = 1
+        low, high = np.minimum(root_u, root_v), np.maximum(root_u, root_v)
+        pi_flat[np.where(joined, off + low, spare)] = high
+        phase = np.where(mode == _FIND_V, 2, np.where(union, 0, 1))
+        push(active)
+        np.putmask(mode, start, _FIND_U)
+        edge += union
+        np.putmask(mode, union, np.where(edge < n_edges, _START, _DONE))
     hints, lengths = tape.finish()
     return Batch("mst_kruskal", _graph_inputs(A), hints, {"in_mst": in_mst}, lengths)
 

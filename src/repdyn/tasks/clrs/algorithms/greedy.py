@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from repdyn.tasks.clrs.probes import Batch, HintTape, OneHot, identity_pred, node_pos, one_hot, rows
+from repdyn.tasks.clrs.probes import Batch, HintTape, OneHot, identity_pred, node_pos, rows
 
 
 def activity_selector(s: np.ndarray, f: np.ndarray) -> Batch:
@@ -15,7 +15,7 @@ def activity_selector(s: np.ndarray, f: np.ndarray) -> Batch:
     pred = identity_pred(batch, n)
     selected = np.zeros((batch, n))
     tape, all_on = HintTape(n + 1), np.ones(batch, dtype=bool)
-    zero = one_hot(np.zeros(batch, dtype=np.int64), n)
+    zero = OneHot(np.zeros(batch, dtype=np.int64), n)  # m = k = 0 before the first pick
     tape.push(all_on, pred_h=pred, selected_h=selected, m=zero, k=zero)
     ind = np.argsort(f, axis=-1)
     k = ind[:, 0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from repdyn.tasks.clrs.probes import Batch, HintTape, OneHot, heap_pointers, node_pos, one_hot, pred_pointers, rows
+from repdyn.tasks.clrs.probes import Batch, HintTape, OneHot, heap_pointers, node_pos, pred_pointers, rows
 
 
 def _start(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
@@ -32,7 +32,7 @@ def insertion_sort(A: np.ndarray) -> Batch:
     batch, n = arr.shape
     cols = np.arange(n)
     tape, all_on = HintTape(n), np.ones(batch, dtype=bool)
-    zero = one_hot(np.zeros(batch, dtype=np.int64), n)
+    zero = OneHot(np.zeros(batch, dtype=np.int64), n)  # i = j = 0 before the first step
     tape.push(all_on, pred_h=pred_pointers(order), i=zero, j=zero)
     for j in range(1, n):
         key = arr[:, j].copy()
@@ -52,7 +52,7 @@ def bubble_sort(A: np.ndarray) -> Batch:
     arr, order, r, inputs = _start(A)
     batch, n = arr.shape
     tape, all_on = HintTape(n * (n - 1) // 2 + 1), np.ones(batch, dtype=bool)
-    zero = one_hot(np.zeros(batch, dtype=np.int64), n)
+    zero = OneHot(np.zeros(batch, dtype=np.int64), n)  # i = j = 0 before the first step
     tape.push(all_on, pred_h=pred_pointers(order), i=zero, j=zero)
     for i in range(n - 1):
         for j in reversed(range(i + 1, n)):
