@@ -9,7 +9,6 @@ local attention), `hawk` (R only) and `transformer` (A only, global MQA). Facts:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -34,7 +33,6 @@ from repdyn.models.griffin import Griffin, GriffinCache, GriffinConfig, block_pa
 from repdyn.tasks.text import (
     BatchSampler,
     ByteTokenizer,
-    LMBatch,
     TokenStream,
     encode_documents,
     load_corpus,
@@ -179,10 +177,6 @@ def load_streams(
     return train, val, shifted
 
 
-def _to(batch: LMBatch, device: torch.device) -> LMBatch:
-    return LMBatch(*(t.to(device) for t in dataclasses.astuple(batch)))
-
-
 def train_lm(ctx: RunContext) -> None:
     """Train one LM arm; log train loss and validation bits/byte at T; at the end 4T and pydoc."""
     cfg: GriffinStudyConfig = ctx.config
@@ -213,7 +207,7 @@ def train_lm(ctx: RunContext) -> None:
             model,
             optimizer,
             scheduler,
-            _to(sampler.sample(), ctx.device),
+            sampler.sample().to(ctx.device),
             grad_clip=t.grad_clip or None,
         )
         done = step + 1
