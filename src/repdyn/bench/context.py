@@ -141,12 +141,13 @@ class RunContext:
 
     # ---- results ----------------------------------------------------------------------------
 
-    def log(self, step: int, **values: float) -> None:
+    def log(self, step: int, **values: float | torch.Tensor) -> None:
         """Record scalar values at a step (buffered; flushed periodically and before checkpoints)."""
-        for name, value in values.items():
-            self._rows.append((step, name, float(value)))
+        for name, given in values.items():
+            value = float(given)  # once: for a device tensor, each conversion waits for the device
+            self._rows.append((step, name, value))
             if name in self.progress_keys:
-                self._metrics[name] = float(value)
+                self._metrics[name] = value
         if len(self._rows) >= _FLUSH_ROWS or time.monotonic() - self._last_flush > _FLUSH_SECONDS:
             self.flush()
 
