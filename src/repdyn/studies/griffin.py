@@ -274,13 +274,13 @@ def prefill(
     device = next(model.parameters()).device
     tokens = torch.randint(
         0, 256, (1, max(contexts)), generator=torch.Generator().manual_seed(seed)
-    )
+    ).to(device, non_blocking=True)
     rows = torch.zeros(batch_size, dtype=torch.long, device=device)
     caches, cache, done = {}, None, 0
     for n in sorted(contexts):
         while done < n:
             step = min(chunk, n - done)
-            _, cache = model(tokens[:, done : done + step].to(device), cache=cache)
+            _, cache = model(tokens[:, done : done + step], cache=cache)
             done += step
         caches[n] = cache.index_batch(rows)
     return caches
