@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from repdyn.bench.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from repdyn.bench.precision import autocast
 from repdyn.bench.progress import ProgressSink
 from repdyn.bench.store import ArmStore, RunRecord
 
@@ -133,6 +134,11 @@ class RunContext:
     def dir(self) -> Path:
         """Folder owned by this arm (checkpoints, artifacts)."""
         return self.store.run_dir(self.run_id)
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """Context for forward passes: bf16 autocast on this arm's device when its config says
+        `autocast = "bf16"` (see `repdyn.bench.precision`), else nothing."""
+        return autocast(self.device, getattr(self.config, "autocast", "off"))
 
     @property
     def checkpoint_dir(self) -> Path:

@@ -25,6 +25,7 @@ from repdyn.bench.claims import Claim, Verdict, not_run
 from repdyn.bench.config import param
 from repdyn.bench.context import RunContext
 from repdyn.bench.errors import CheckpointError, ConfigError, UserError
+from repdyn.bench.precision import autocast_param
 from repdyn.bench.store import RunStore
 from repdyn.bench.study import Figure, Study
 from repdyn.bench.view import ArmView, RunView
@@ -112,6 +113,7 @@ class GriffinStudyConfig:
         LM_ARMS, help="LM arms trained for claim B (subset of griffin, hawk, transformer)"
     )
     decode_arm: bool = param(True, help="measure decoding for claim A")
+    autocast: str = autocast_param()  # RecurrentGemma runs in bf16 (griffin.md §1.3, §1.6)
     checkpoint_every: int = param(
         100, min=0, help="checkpoint every N steps (0 = at the end and on signals)"
     )
@@ -200,7 +202,8 @@ def train_lm(ctx: RunContext) -> None:
     short_windows = cfg.data.eval_windows * t.eval_factor  # the same bytes as the long windows
 
     def evaluate(length: int, stream: TokenStream, windows: int) -> float:
-        return bits_per_byte(model, stream, tokenizer, eval_len=length, max_windows=windows)
+        with ctx.autocast():
+            return bits_per_byte(model, stream, tokenizer, eval_len=length, max_windows=windows)
 
     for step in range(start, t.steps):
         loss = train_step(
@@ -209,6 +212,7 @@ def train_lm(ctx: RunContext) -> None:
             scheduler,
             sampler.sample().to(ctx.device),
             grad_clip=t.grad_clip or None,
+            autocast=ctx.autocast,
         )
         done = step + 1
         ctx.log(done, train_bpb=loss / math.log(2), lr=scheduler.get_last_lr()[0])
@@ -592,6 +596,7 @@ STUDY = Study(
             "decode.window": 2048,
             "decode.contexts": (2048, 8192, 32768),
             "decode.batch_size": 8,
+            "autocast": "bf16",
         },
     },
     arms=arms,
@@ -603,6 +608,7 @@ STUDY = Study(
         "smoke": "seconds",
         "default": "~10 min on 2 CPU cores (measured)",
         "long": "~40 min on 2 CPU cores",
-        "paper": "~7 h on one H100-class GPU; 4 arms of ~150M parameters, 20k steps of 64k tokens (estimate, not yet run)",
+        "paper": "~7 h on one H100-class GPU in bf16 autocast; 4 arms of ~150M parameters, 20k steps of 64k "
+                 "tokens (estimate, not yet run)",
     },
 )
