@@ -161,7 +161,8 @@ def _on_device(where: Any) -> bool:
 
 
 class _PythonLevel(TorchFunctionMode):
-    """What only the Python API shows: which generator an op got, and `tolist()` / `numpy()`.
+    """What only the Python API shows: which generator an op got, `tolist()` / `numpy()`, and
+    `one_hot`, whose CUDA kernel checks no class on the host while its fallback for other devices does.
 
     Below the Python API a generator is a new object that no longer tells whether it was a
     `FakeGPUGenerator`, and `tolist()` of a wrapper tensor is not supported at all.
@@ -173,9 +174,14 @@ class _PythonLevel(TorchFunctionMode):
             return args[0].cpu().tolist()
         if func is Tensor.numpy and isinstance(args[0], FakeGPUTensor):
             raise TypeError(f"can't convert {NAME}:0 device type tensor to numpy; use Tensor.cpu() first")
-        flat, _ = tree_flatten((args, kwargs))
-        for generator in (x for x in flat if isinstance(x, _REAL_GENERATOR)):
-            tensors = [x for x in flat if isinstance(x, Tensor)]
+        if func is torch.nn.functional.one_hot and isinstance(args[0], FakeGPUTensor):
+            classes = args[1] if len(args) > 1 else kwargs.get("num_classes", -1)
+            if classes >= 0:  # as CUDA: a scatter, no read of the class values
+                x = args[0]
+                return torch.zeros(*x.shape, classes, dtype=torch.long, device=x.device).scatter_(-1, x[..., None], 1)
+        generator = kwargs.get("generator")  # keyword-only in every random op
+        if generator is not None:
+            tensors = [x for x in args if isinstance(x, Tensor)]
             where = torch.device(kwargs.get("device") or (tensors[0].device if tensors else "cpu"))
             if isinstance(generator, FakeGPUGenerator) != (where.type == NAME):
                 found = NAME if isinstance(generator, FakeGPUGenerator) else "cpu"
@@ -210,9 +216,13 @@ class FakeGPU(TorchDispatchMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
+        target = kwargs.get("device")
+        if not _on_device(target) and not _any_fake(args) and not _any_fake(kwargs.values()):
+            if func in _MATMULS:  # a CPU op: the common case, kept short
+                self.matmuls["cpu"] += 1
+            return func(*args, **kwargs)
         flat, _ = tree_flatten((args, kwargs))
         fakes = [x for x in flat if isinstance(x, FakeGPUTensor)]
-        target = kwargs.get("device")
         on_device = _on_device(target) if target is not None else bool(fakes)
         self._check(func, args, kwargs, flat, on_device)
         self._count(func, args, kwargs, fakes, on_device)
@@ -267,6 +277,14 @@ class FakeGPU(TorchDispatchMode):
 
     def _sync(self, sync: Sync) -> None:
         self.sync_log.append(sync)
+
+
+def _any_fake(values: Any) -> bool:
+    """Whether a device tensor is among `values` or the lists in them (the nesting aten ops use)."""
+    return any(
+        isinstance(v, FakeGPUTensor) or (isinstance(v, (list, tuple)) and any(isinstance(x, FakeGPUTensor) for x in v))
+        for v in values
+    )
 
 
 def _unwrap(x: Any) -> Any:
