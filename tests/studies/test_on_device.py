@@ -36,6 +36,8 @@ TINY: dict[str, dict[str, Any]] = {
     "plasticity": {"arms": ("labels_plain", "offset_c100"), "labels.steps": 12, "labels.tasks": 2,
                    "offset.pretrain_steps": 12, "offset.steps": 12, "diag.k_steps": 4, "diag.probe_size": 32},
     "ppo": {"total_timesteps": 1024},
+    "hypernetwork": {"kinds": ("linear",), "train.steps": 8, "train.eval_every": 4, "train.eval_size": 16,
+                     "probe_steps": 8, "probe_size": 32},
     "dynamic_eval": {"data.eval_bytes": 64, "adapt.contexts": (32,)},
     "griffin": {"decode.repeats": 1, "lm_arms": ("griffin", "transformer")},
     "ppo_collapse": {"epochs": [1]},
