@@ -160,12 +160,17 @@ def problems(run: DeviceRun, study: str) -> list[str]:
     return out
 
 
-# Paths the tiny configs above do not take.
-VARIANTS = [("dynamic_eval", {"adapt.optimizer": "rms", "adapt.ms_batches": 1})]
+# Paths the tiny configs above do not take: id -> (study, overrides).
+VARIANTS = {
+    "dynamic_eval-rms": ("dynamic_eval", {"adapt.optimizer": "rms", "adapt.ms_batches": 1}),
+    "nar-random-draws": ("nar", {"algorithm": "insertion_sort", "hint_teacher_forcing": 0.5,  # Sinkhorn noise
+                                 "train_steps": 5, "eval_every": 5, "val_samples": 2, "test_samples": 1,
+                                 "batch_size": 2}),
+}
 
 
-@pytest.mark.parametrize(("name", "overrides"), [(name, {}) for name in CUDA_STUDIES] + VARIANTS,
-                         ids=[*CUDA_STUDIES, *(f"{name}-{'-'.join(map(str, o.values()))}" for name, o in VARIANTS)])
+@pytest.mark.parametrize(("name", "overrides"), [(name, {}) for name in CUDA_STUDIES] + list(VARIANTS.values()),
+                         ids=[*CUDA_STUDIES, *VARIANTS])
 def test_study_keeps_its_tensors_on_the_device_and_does_not_wait_on_it_every_step(name, overrides, tmp_path):
     assert problems(run_on_fake_gpu(name, tmp_path, overrides), name) == []
 
