@@ -80,10 +80,12 @@ def test_every_wait_for_the_device_is_recorded_and_non_blocking_uploads_are_not_
         x.tolist()
         x[x > 2]
         torch.ones(2).to(gpu.device)
+        host = torch.empty(6)
+        assert host.copy_(x) is host and type(host) is torch.Tensor and host[5] == 5  # an in-place copy back
         with pytest.raises(TypeError, match="use Tensor.cpu"):
             x.numpy()
     kinds = [s.kind for s in gpu.sync_log]
-    assert kinds == ["read", "read", "read", "wait", "wait"]
+    assert kinds == ["read", "read", "read", "wait", "wait", "read"]
     assert gpu.sync_log[0] == Sync("read", "aten._local_scalar_dense.default")
     assert "boolean mask" in gpu.sync_log[3].op and "blocking upload" in gpu.sync_log[4].op
 

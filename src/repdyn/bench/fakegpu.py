@@ -232,7 +232,8 @@ class FakeGPU(TorchDispatchMode):
         out = func(*unwrapped_args, **unwrapped_kwargs)
         if not on_device:
             return out
-        originals = {id(f.elem): f for f in fakes} if func._schema.is_mutable else {}
+        mutated = [x for x in flat if isinstance(x, Tensor)] if func._schema.is_mutable else []
+        originals = {id(_unwrap(x)): x for x in mutated}  # an in-place op returns the tensor it was given
         return tree_map(lambda t: _wrap(t, originals), out)
 
     def _check(self, func: Any, args: tuple, kwargs: dict, flat: list, on_device: bool) -> None:
@@ -291,8 +292,8 @@ def _unwrap(x: Any) -> Any:
     return x.elem if isinstance(x, FakeGPUTensor) else x
 
 
-def _wrap(x: Any, originals: dict[int, FakeGPUTensor]) -> Any:
-    """A kernel's CPU output as a device tensor; an in-place op returns the tensor it was given."""
+def _wrap(x: Any, originals: dict[int, Tensor]) -> Any:
+    """A kernel's CPU output as a device tensor, or the argument it is (the result of an in-place op)."""
     if type(x) is not Tensor:
         return x
     return originals[id(x)] if id(x) in originals else FakeGPUTensor(x)
