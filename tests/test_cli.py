@@ -47,6 +47,8 @@ def _err_line(capsys) -> str:
         (["run", "grokking", "--workers", "0"], "--workers 0"),
         (["run", "grokking", "--device", "tpu"], "--device 'tpu'"),
         (["run", "oversquashing", "--device", "cuda"], "--device cuda: "),
+        (["run", "grokking", "--autocast", "bf16"], "--autocast bf16: grokking has no bf16 option"),
+        (["run", "griffin", "--autocast", "fp8"], "--autocast 'fp8': expected one of off, bf16"),
         (["resume", "grokking-99"], "no run 'grokking-99'"),
         (["bogus"], "invalid choice"),
     ],

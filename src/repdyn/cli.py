@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="TOML file of overrides (applied before --set)")
     run.add_argument("--workers", type=int, default=1, help="parallel worker processes for arms and settings")
     run.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda or cuda:N")
+    run.add_argument("--autocast", default="off", help="off, or bf16 for studies whose paper trained in bf16")
     _backend_flags(run)
     run.add_argument("--keys", action="store_true", help="print the config keys of the study and exit")
     run.add_argument("--dry-run", action="store_true", help="print the resolved settings and arms, run nothing")
@@ -166,6 +167,7 @@ def resolve_settings(study, preset: str, config_file: str | None, assignments: l
 def cmd_run(args: argparse.Namespace) -> int:
     from repdyn import registry
     from repdyn.bench import config as cfg
+    from repdyn.bench.precision import check_autocast
     from repdyn.bench.runner import create_study_run, resolve_device
 
     study = registry.get(args.study)
@@ -175,7 +177,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.workers < 1:
         raise UserError(f"--workers {args.workers}: expected an integer >= 1")
-    settings = resolve_settings(study, args.preset, args.config, args.set)
+    check_autocast(study.name, study.config, args.autocast)
+    extra = [f"autocast={args.autocast}"] if args.autocast != "off" else []
+    settings = resolve_settings(study, args.preset, args.config, [*args.set, *extra])
     seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
     device = resolve_device(args.device, study.cuda)
     if args.dry_run:

@@ -115,11 +115,19 @@ def test_tiny_model_loss_decreases_in_30_steps():
     assert bpb < 8.0 - 2.0
 
 
-def test_bf16_autocast_step_runs_close_to_fp32():
+def test_bf16_autocast_step_is_close_to_fp32_and_keeps_fp32_weights():
     stream = encode_documents([Document("a", "abcabcabd" * 40)], ByteTokenizer())
     batch = BatchSampler(stream, batch_size=4, seq_len=16, seed=0).sample()
-    losses = []
+    losses, models = [], []
     for bf16 in (False, True):
         model = _tiny_model(2)
-        losses.append(train_step(model, make_optimizer(model, lr=1e-3), None, batch, bf16=bf16))
-    assert math.isfinite(losses[1]) and losses[1] == pytest.approx(losses[0], rel=0.02)
+        optimizer = make_optimizer(model, lr=1e-3)
+        in_mode = lambda on=bf16: torch.autocast("cpu", dtype=torch.bfloat16, enabled=on)  # noqa: E731
+        losses.append(train_step(model, optimizer, None, batch, autocast=in_mode))
+        models.append((model, optimizer))
+    assert losses[1].dtype == torch.float32 and losses[1] != losses[0], "the bf16 step computed in bf16"
+    assert math.isfinite(losses[1]) and losses[1].item() == pytest.approx(losses[0].item(), rel=0.02)
+    model, optimizer = models[1]
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert {p.grad.dtype for p in model.parameters() if p.grad is not None} == {torch.float32}
+    assert {v.dtype for s in optimizer.state.values() for k, v in s.items() if k != "step"} == {torch.float32}

@@ -2,6 +2,7 @@
 
 import torch
 
+from repdyn.nn import conv1d
 from repdyn.nn.conv1d import Conv1D
 
 
@@ -59,3 +60,13 @@ def test_state_continuation_equals_one_call_across_resets():
         pieces.append(y)
     torch.testing.assert_close(torch.cat(pieces, 1), full)
     assert state.shape == (3, 3, 5)
+
+
+def test_the_reset_path_on_a_mask_without_resets_gives_the_no_reset_values(monkeypatch):
+    """On a GPU the conv takes the reset path without reading the mask (`may_hold_true`): it must agree."""
+    conv = _conv(3)
+    x, no_reset = torch.randn(2, 9, 5, dtype=torch.float64), torch.zeros(2, 9, dtype=torch.bool)
+    y, state = conv(x, no_reset)
+    monkeypatch.setattr(conv1d, "may_hold_true", lambda mask: True)
+    y_mask, state_mask = conv(x, no_reset)
+    assert torch.equal(y, y_mask) and torch.equal(state, state_mask)

@@ -1,9 +1,12 @@
-"""The blocked scan against the float64 loop, in value and gradient (gradcheck)."""
+"""The blocked scan against the float64 loop, in value and gradient (gradcheck), and its reset
+path without resets (what a GPU runs) against the path without a mask."""
 
 import pytest
 import torch
 
-from repdyn.nn.scan import linear_scan, linear_scan_reference
+from repdyn.bench.fakegpu import FakeGPU
+from repdyn.nn import scan
+from repdyn.nn.scan import linear_scan, linear_scan_reference, may_hold_true
 
 
 def _inputs(batch, length, width, dtype=torch.float32, seed=0):
@@ -92,3 +95,22 @@ def test_shape_errors_name_the_argument():
         linear_scan(a, x, h0[:, :2].float())
     with pytest.raises(ValueError, match="reset"):
         linear_scan(a, x, None, reset[:, :4])
+
+
+def test_the_reset_path_on_a_mask_without_resets_gives_the_no_reset_values(monkeypatch):
+    """On a GPU the scan takes the reset path without reading the mask (`may_hold_true`): it must agree."""
+    a, x, h0, _ = _inputs(2, 40, 8, dtype=torch.float64)
+    a.requires_grad_(True)
+    h, last = linear_scan(a, x, h0, None, chunk=8)
+    grad = torch.autograd.grad((h.sum() + last.sum()), a)[0]
+    monkeypatch.setattr(scan, "may_hold_true", lambda mask: True)
+    h_mask, last_mask = linear_scan(a, x, h0, torch.zeros(2, 40, dtype=torch.bool), chunk=8)
+    grad_mask = torch.autograd.grad((h_mask.sum() + last_mask.sum()), a)[0]
+    assert torch.equal(h, h_mask) and torch.equal(last, last_mask) and torch.equal(grad, grad_mask)
+
+
+def test_may_hold_true_reads_the_mask_on_the_cpu_only():
+    assert not may_hold_true(torch.zeros(3, dtype=torch.bool)) and may_hold_true(torch.ones(3, dtype=torch.bool))
+    with FakeGPU() as gpu:
+        assert may_hold_true(torch.zeros(3, dtype=torch.bool, device=gpu.device))
+    assert gpu.sync_log == []

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from repdyn.bench.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from repdyn.bench.precision import autocast
 from repdyn.bench.progress import ProgressSink
 from repdyn.bench.store import ArmStore, RunRecord
 
@@ -134,6 +135,11 @@ class RunContext:
         """Folder owned by this arm (checkpoints, artifacts)."""
         return self.store.run_dir(self.run_id)
 
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """Context for forward passes: bf16 autocast on this arm's device when its config says
+        `autocast = "bf16"` (see `repdyn.bench.precision`), else nothing."""
+        return autocast(self.device, getattr(self.config, "autocast", "off"))
+
     @property
     def checkpoint_dir(self) -> Path:
         """Where this arm's checkpoints live."""
@@ -141,12 +147,13 @@ class RunContext:
 
     # ---- results ----------------------------------------------------------------------------
 
-    def log(self, step: int, **values: float) -> None:
+    def log(self, step: int, **values: float | torch.Tensor) -> None:
         """Record scalar values at a step (buffered; flushed periodically and before checkpoints)."""
-        for name, value in values.items():
-            self._rows.append((step, name, float(value)))
+        for name, given in values.items():
+            value = float(given)  # once: for a device tensor, each conversion waits for the device
+            self._rows.append((step, name, value))
             if name in self.progress_keys:
-                self._metrics[name] = float(value)
+                self._metrics[name] = value
         if len(self._rows) >= _FLUSH_ROWS or time.monotonic() - self._last_flush > _FLUSH_SECONDS:
             self.flush()
 

@@ -49,16 +49,17 @@ def versions() -> dict[str, str]:
 
 def resolve_device(name: str, cuda_ok: bool = True) -> str:
     """`auto` -> cuda when available (and the study supports it) else cpu; `cuda` without a GPU, or
-    for a CPU-only study, is a usage error."""
+    for a CPU-only study, is a usage error. Plain `cuda` comes back as `cuda:0` (a fresh process's
+    current device), the form a tensor's `.device` takes, so `tensor.device == ctx.device` holds."""
     if name == "auto":
-        return "cuda" if cuda_ok and torch.cuda.is_available() else "cpu"
+        name = "cuda" if cuda_ok and torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not cuda_ok:
         raise UserError(f"--device {name}: this study runs on CPU only (use --device cpu or auto)")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {name}: no CUDA device is available (use --device cpu or auto)")
     if name != "cpu" and not name.startswith("cuda"):
         raise UserError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N")
-    return name
+    return "cuda:0" if name == "cuda" else name
 
 
 @dataclass(frozen=True)

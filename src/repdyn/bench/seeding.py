@@ -43,13 +43,20 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 
 def configure_determinism(device: str) -> None:
-    """Ask PyTorch for deterministic kernels where it offers them (cuBLAS workspace, cuDNN).
+    """On CUDA, ask PyTorch for deterministic kernels where it offers them, and for IEEE fp32.
 
-    On CPU, PyTorch's kernels are deterministic for a fixed thread count already; on CUDA this
-    must run before the first CUDA call. Ops without a deterministic kernel only warn.
+    Deterministic: cuBLAS's fixed workspace (`CUBLAS_WORKSPACE_CONFIG`, unless the user set it),
+    cuDNN's deterministic algorithms without autotuning, and `use_deterministic_algorithms` with
+    `warn_only` (an op without a deterministic CUDA kernel, e.g. some scatter reductions, warns
+    instead of failing the run). IEEE fp32: no TF32 in matmuls or convolutions, so an fp32 result
+    (and a claim about fp32 against bf16) means the same on a GPU as on a CPU. Called by `run_arm`
+    before the arm's first CUDA call, as cuBLAS reads its workspace setting when it starts. On
+    CPU, kernels are deterministic for a fixed thread count already and nothing is changed.
     """
     if device.startswith("cuda"):
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+        torch.backends.cudnn.conv.fp32_precision = "ieee"
         torch.use_deterministic_algorithms(True, warn_only=True)

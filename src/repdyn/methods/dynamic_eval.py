@@ -243,12 +243,15 @@ class DynamicEvalResult:
         return self.nll_nats / self.num_tokens
 
 
-def _segment_batches(stream: TokenStream, parts: list[Segment], device: torch.device) -> Iterator[tuple[Segment, LMBatch]]:
+def _segment_batches(
+    stream: TokenStream, parts: list[Segment], device: torch.device
+) -> Iterator[tuple[Segment, LMBatch, Tensor]]:
+    """Each segment as a one-row batch on `device`, with its scored targets on the host (to count bytes)."""
     for seg in parts:
         inputs = stream.tokens[seg.start : seg.stop]
         targets = stream.tokens[seg.start + 1 : seg.stop + 1]
         positions = stream.segment_pos[seg.start : seg.stop]
-        yield seg, LMBatch(inputs[None].to(device), targets[None].to(device), positions[None].to(device))
+        yield seg, LMBatch(inputs[None], targets[None], positions[None]).to(device), targets[seg.context :]
 
 
 def _make_optimizer(config: DynamicEvalConfig, params: dict[str, nn.Parameter], ms: dict[str, Tensor] | None):
@@ -290,25 +293,25 @@ def dynamic_evaluate(
     model.eval()
     parts = segments(stream, config.segment_len, config.context_len)
     optimizer = _make_optimizer(config, trained, ms)
-    nll_total, num_bytes, num_tokens, per_segment = 0.0, 0, 0, []
+    num_bytes, num_tokens, scores = 0, 0, []
     start = time.process_time()
     try:
-        for i, (seg, batch) in enumerate(_segment_batches(stream, parts, device)):
+        for i, (seg, batch, host_targets) in enumerate(_segment_batches(stream, parts, device)):
             if seg.first and config.reset == "document" and i > 0:
                 _restore(model, theta0)
                 optimizer = _make_optimizer(config, trained, ms)
             logits, _ = model(batch.inputs, batch.segment_pos, return_cache=False)
             scored_logits, scored_targets = logits[0, seg.context :].float(), batch.targets[0, seg.context :]
             nll = nn.functional.cross_entropy(scored_logits, scored_targets, reduction="sum")
-            per_segment.append(nll.item())  # the score is fixed before any update on this segment
-            nll_total += per_segment[-1]
+            scores.append(nll.detach())  # the score is fixed before any update on this segment
             num_tokens += scored_targets.numel()
-            num_bytes += tokenizer.count_bytes(scored_targets.tolist())
+            num_bytes += tokenizer.count_bytes(host_targets.tolist())
             optimizer.zero_grad(set_to_none=True)
             (nll / scored_targets.numel()).backward()
             if config.grad_clip:
                 nn.utils.clip_grad_norm_(list(trained.values()), config.grad_clip)
             optimizer.step()
+        per_segment = torch.stack(scores).tolist() if scores else []  # read once, not once per segment
         seconds = time.process_time() - start
     finally:
         for name, p in model.named_parameters():
@@ -322,7 +325,7 @@ def dynamic_evaluate(
         num_trained=sum(p.numel() for p in trained.values()), gradient_path=_gradient_path_parameters(model, trained),
         optimizer=config.optimizer,
     )
-    return DynamicEvalResult(nll_total, num_tokens, num_bytes, tuple(per_segment), len(parts), flops, seconds)
+    return DynamicEvalResult(sum(per_segment), num_tokens, num_bytes, tuple(per_segment), len(parts), flops, seconds)
 
 
 @torch.no_grad()
@@ -334,21 +337,21 @@ def static_evaluate(
     model.eval()
     device = next(model.parameters()).device
     parts = segments(stream, segment_len, context_len)
-    nll_total, num_bytes, num_tokens, per_segment = 0.0, 0, 0, []
+    num_bytes, num_tokens, scores = 0, 0, []
     start = time.process_time()
-    for seg, batch in _segment_batches(stream, parts, device):
+    for seg, batch, host_targets in _segment_batches(stream, parts, device):
         logits, _ = model(batch.inputs, batch.segment_pos, return_cache=False)
         scored_targets = batch.targets[0, seg.context :]
         nll = nn.functional.cross_entropy(logits[0, seg.context :].float(), scored_targets, reduction="sum")
-        per_segment.append(nll.item())
-        nll_total += per_segment[-1]
+        scores.append(nll)
         num_tokens += scored_targets.numel()
-        num_bytes += tokenizer.count_bytes(scored_targets.tolist())
+        num_bytes += tokenizer.count_bytes(host_targets.tolist())
+    per_segment = torch.stack(scores).tolist() if scores else []
     seconds = time.process_time() - start
     model.train(was_training)
     num_params = sum(p.numel() for p in model.parameters())
     flops = flops_per_token(num_params, segment_len=segment_len, context_len=context_len)
-    return DynamicEvalResult(nll_total, num_tokens, num_bytes, tuple(per_segment), 0, flops, seconds)
+    return DynamicEvalResult(sum(per_segment), num_tokens, num_bytes, tuple(per_segment), 0, flops, seconds)
 
 
 @torch.no_grad()

@@ -12,7 +12,8 @@ They work with any model called as `model(tokens, segment_pos, cache=None, retur
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -85,13 +86,13 @@ def train_step(
     batch: LMBatch,
     *,
     grad_clip: float | None = 1.0,
-    bf16: bool = False,
-) -> float:
-    """One optimizer step on `batch` (optionally in bf16 autocast); returns the loss before it."""
+    autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
+) -> Tensor:
+    """One optimizer step on `batch`, its forward pass inside `autocast()` (e.g. `RunContext.autocast`);
+    returns the loss before it as a detached tensor, so a step does not wait for the device."""
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    device_type = batch.inputs.device.type
-    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+    with autocast():
         loss = lm_loss(model, batch)
     loss.backward()
     if grad_clip is not None:
@@ -99,7 +100,7 @@ def train_step(
     optimizer.step()
     if scheduler is not None:
         scheduler.step()
-    return loss.item()
+    return loss.detach()
 
 
 @torch.no_grad()
@@ -118,16 +119,18 @@ def bits_per_byte(
     """
     was_training = model.training
     model.eval()
-    nll_nats, num_bytes = 0.0, 0
+    device = next(model.parameters()).device
+    nll_nats, num_bytes = torch.zeros((), dtype=torch.float64, device=device), 0
     for batch in eval_batches(stream, eval_len, batch_size, max_windows):
+        num_bytes += sum(tokenizer.count_bytes(row.tolist()) for row in batch.targets)
+        batch = batch.to(device)
         logits, _ = model(batch.inputs, batch.segment_pos, return_cache=False)
         nll = nn.functional.cross_entropy(
             logits.float().flatten(0, 1), batch.targets.flatten(), reduction="sum"
         )
-        nll_nats += nll.item()
-        num_bytes += sum(tokenizer.count_bytes(row.tolist()) for row in batch.targets)
+        nll_nats += nll.double()
     model.train(was_training)
-    return nll_nats / math.log(2) / num_bytes
+    return nll_nats.item() / math.log(2) / num_bytes
 
 
 def sample_next(

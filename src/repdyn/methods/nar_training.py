@@ -209,7 +209,7 @@ def train_nar(ctx: RunContext, cfg: NARTrainConfig, seed: int) -> TrainedNAR:
     torch.manual_seed(seed)
     model = build_model(cfg, spec, nb_dims_of(val)).to(ctx.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device=ctx.device).manual_seed(seed)  # Sinkhorn noise, teacher forcing
     progress: dict[str, Any] = {"best_val": -1.0, "best_step": -1, "cpu_s": 0.0}
     state = {"model": model, "optimizer": optimizer, "generator": generator, "progress": progress}
     best_dir = ctx.dir / "best"

@@ -290,8 +290,9 @@ class PlasticLearner:
             loss = loss + l2_init_penalty(self.model.named_parameters(), self.init, self.iv.l2_init)
         return loss
 
-    def step(self, x: Tensor, targets: Tensor, step: int) -> tuple[float, Tensor]:
-        """One update on a batch (global update index `step`); returns the loss and the raw outputs."""
+    def step(self, x: Tensor, targets: Tensor, step: int) -> tuple[Tensor, Tensor]:
+        """One update on a batch (global update index `step`); returns the loss and the raw outputs,
+        detached and on the device (reading them waits for the device)."""
         feats, out = hidden_and_output(self.model, x)
         loss = self.loss(out, targets)
         self.optimizer.zero_grad(set_to_none=True)
@@ -305,4 +306,4 @@ class PlasticLearner:
             self.counters["recycled"] += self.redo.recycle(self.model, self.optimizer, x)
         if self.iv.snp and self.iv.snp_every and done % self.iv.snp_every == 0:
             self._perturb()
-        return float(loss.detach()), out.detach()
+        return loss.detach(), out.detach()

@@ -273,7 +273,7 @@ class PPO:
         for _ in range(cfg.update_epochs):
             self.shuffle_rng.shuffle(indices)
             for start in range(0, cfg.batch_size, cfg.minibatch_size):
-                mb = torch.from_numpy(indices[start:start + cfg.minibatch_size]).to(self.device)
+                mb = torch.from_numpy(indices[start:start + cfg.minibatch_size]).to(self.device, non_blocking=True)
                 out = agent(b.obs[mb])
                 newlogprob = agent.log_prob(out.policy, b.actions[mb])
                 logratio = newlogprob - b.logprobs[mb]

@@ -178,7 +178,7 @@ def similarities(query: State, states: Sequence[State], parts: Parts = "recurren
     """
     query_layers = layer_vectors(query, parts)
     stored = [layer_vectors(s, parts) for s in states]
-    total = torch.zeros(query_layers[0].shape[0], len(states))
+    total = torch.zeros(query_layers[0].shape[0], len(states), device=query_layers[0].device)
     for layer, q in enumerate(query_layers):
         keys = torch.cat([s[layer] for s in stored], dim=0)  # [K, n]
         if keys.shape[1] != q.shape[1]:

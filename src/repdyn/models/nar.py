@@ -45,7 +45,8 @@ Spec = Mapping[str, tuple[str, str, str]]
 class NARBatch:
     """One CLRS batch as tensors: inputs/outputs [B, ...], hints [T, B, ...], lengths [B].
 
-    Node and edge pointers are int64 indices; every other probe is float.
+    Node and edge pointers are int64 indices; every other probe is float. `max_length` is the
+    longest of `lengths` as known on the host (None: read from `lengths`, which waits for a GPU).
     """
 
     spec: dict[str, tuple[str, str, str]]
@@ -53,23 +54,26 @@ class NARBatch:
     hints: dict[str, Tensor]
     outputs: dict[str, Tensor]
     lengths: Tensor
+    max_length: int | None = None
 
     @classmethod
     def from_feedback(cls, feedback: Any, spec: Spec, device: str | torch.device = "cpu",
                       dtype: torch.dtype = torch.float32) -> NARBatch:
-        """Tensors from a CLRS `Feedback` (this package's or dm-clrs's) and its spec."""
+        """Tensors from a CLRS `Feedback` (this package's or dm-clrs's) and its spec, copied to `device`
+        without waiting for it (the samplers build batches on the CPU)."""
         def convert(points) -> dict[str, Tensor]:
             out = {}
             for dp in points:
-                data = torch.as_tensor(np.asarray(dp.data), device=device)
+                data = torch.as_tensor(np.asarray(dp.data)).to(device, non_blocking=True)
                 integer = spec[dp.name][2] == Type.POINTER
                 out[dp.name] = data.long() if integer else data.to(dtype)
             return out
 
         features = feedback.features
-        lengths = torch.as_tensor(np.asarray(features.lengths), device=device).long()
+        host_lengths = np.asarray(features.lengths)
+        lengths = torch.as_tensor(host_lengths).to(device, non_blocking=True).long()
         return cls(dict(spec), convert(features.inputs), convert(features.hints),
-                   convert(feedback.outputs), lengths)
+                   convert(feedback.outputs), lengths, int(host_lengths.max()))
 
     @property
     def size(self) -> int:
@@ -199,7 +203,8 @@ class NAR(nn.Module):
                 return_embeddings: bool = False) -> NAROutput:
         """Unroll over the batch's trajectory: max(1, T - 1) steps, T its longest length
         (later steps of CLRS's padded T change neither losses nor outputs)."""
-        steps = max(1, int(batch.lengths.max()) - 1)
+        longest = batch.max_length if batch.max_length is not None else int(batch.lengths.max())
+        steps = max(1, longest - 1)
         encoded = self._encode_inputs(batch)
         hidden = torch.zeros(batch.size, batch.nodes, self.hidden, dtype=encoded[0].dtype,
                              device=encoded[0].device)

@@ -13,6 +13,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from repdyn.nn.scan import may_hold_true
+
 
 class Conv1D(nn.Module):
     """Depthwise causal conv of temporal width K over channels L: weight w [K, L], bias b [L]."""
@@ -49,7 +51,7 @@ class Conv1D(nn.Module):
         if state is None:
             state = self.empty_state(batch, x.dtype, x.device)
         padded = torch.cat([state.to(x.dtype), x], dim=1)  # chunk position t sits at t + past
-        has_reset = bool(reset.any())
+        has_reset = may_hold_true(reset)
         if has_reset:
             # resets_upto[:, past + t] = resets in chunk positions <= t; stored inputs count none.
             resets_upto = nn.functional.pad(torch.cumsum(reset.to(torch.int32), dim=1), (past, 0))

@@ -24,7 +24,13 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["default_chunk_size", "linear_scan", "linear_scan_reference"]
+__all__ = ["default_chunk_size", "linear_scan", "linear_scan_reference", "may_hold_true"]
+
+
+def may_hold_true(mask: Tensor) -> bool:
+    """Whether `mask` may hold a True: exact on the CPU; always True on an accelerator, where reading
+    the mask would make the host wait for the device (the reset paths give the same values either way)."""
+    return mask.device.type != "cpu" or bool(mask.any())
 
 
 def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -124,7 +130,7 @@ class _LinearScanFunction(torch.autograd.Function):
         a_pad[:, :length] = a
         a_pad[:, length] = 1.0
         if reset is not None:
-            a_pad[:, :length][reset] = 0.0
+            a_pad[:, :length].masked_fill_(reset[..., None], 0.0)
         a_eff = a_pad[:, :length]
         h = _blocked_scan(a_eff, x, h0, reverse=False, chunk=chunk)
         ctx.save_for_backward(a_pad, h, h0, reset)
@@ -143,7 +149,7 @@ class _LinearScanFunction(torch.autograd.Function):
         torch.mul(delta[:, 1:], h[:, :-1], out=grad_a[:, 1:])
         torch.mul(delta[:, 0], h0, out=grad_a[:, 0])
         if reset is not None:
-            grad_a[reset] = 0.0
+            grad_a.masked_fill_(reset[..., None], 0.0)
         grad_h0 = a_pad[:, 0] * delta[:, 0]
         return grad_a, delta, grad_h0, None, None
 
@@ -164,7 +170,7 @@ def linear_scan(
     acc = _accumulation_dtype(x.dtype)
     batch, length, width = x.shape
     h0_acc = torch.zeros(batch, width, dtype=acc, device=x.device) if h0 is None else h0.to(acc)
-    if reset is not None and not bool(reset.any()):
+    if reset is not None and not may_hold_true(reset):
         reset = None
     if length == 0:
         return x.clone(), h0_acc

@@ -273,7 +273,7 @@ def sensitivity_profile(
     embeddings = _inputs_to_embeddings(probe, sequence).detach().to(dtype).requires_grad_(True)
     with torch.enable_grad():
         target = probe.hidden_states(embeddings)[:, position]  # [B, D']
-        squared = torch.zeros(embeddings.shape[:2], dtype=torch.float32)
+        squared = torch.zeros(embeddings.shape[:2], dtype=torch.float32, device=embeddings.device)
         width = target.shape[-1]
         for channel in range(width):
             (grad,) = torch.autograd.grad(

@@ -39,7 +39,6 @@ from repdyn.tasks.text import (
     BatchSampler,
     ByteTokenizer,
     Document,
-    LMBatch,
     TokenStream,
     encode_documents,
     load_corpus,
@@ -193,8 +192,7 @@ def train(ctx: RunContext) -> None:
     start = ctx.restore(state)
     ctx.begin(total=t.steps, done=start)
     for step in range(start, t.steps):
-        batch = sampler.sample()
-        batch = LMBatch(batch.inputs.to(ctx.device), batch.targets.to(ctx.device), batch.segment_pos.to(ctx.device))
+        batch = sampler.sample().to(ctx.device)
         loss = train_step(model, optimizer, scheduler, batch, grad_clip=t.grad_clip or None)
         done = step + 1
         if done % t.log_every == 0 or done == t.steps:
@@ -204,7 +202,7 @@ def train(ctx: RunContext) -> None:
     ms = None
     if cfg.adapt.optimizer == "rms":  # Krause's MS statistics come from training data (dynamic_eval.md §3)
         ms_sampler = BatchSampler(streams["train"], t.batch_size, t.seq_len, seed=10_000 + ctx.seed)
-        ms = mean_squared_gradients(model, (ms_sampler.sample() for _ in range(cfg.adapt.ms_batches)))
+        ms = mean_squared_gradients(model, (ms_sampler.sample().to(ctx.device) for _ in range(cfg.adapt.ms_batches)))
     for context in sorted(cfg.adapt.contexts):
         for name in EVAL_SETS:
             for mode, result in zip(MODES, evaluate(model, streams[name], cfg.adapt, context, ms), strict=True):

@@ -9,7 +9,6 @@ local attention), `hawk` (R only) and `transformer` (A only, global MQA). Facts:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from repdyn.bench.claims import Claim, Verdict, not_run
 from repdyn.bench.config import param
 from repdyn.bench.context import RunContext
 from repdyn.bench.errors import CheckpointError, ConfigError, UserError
+from repdyn.bench.precision import autocast_param
 from repdyn.bench.store import RunStore
 from repdyn.bench.study import Figure, Study
 from repdyn.bench.view import ArmView, RunView
@@ -34,7 +34,6 @@ from repdyn.models.griffin import Griffin, GriffinCache, GriffinConfig, block_pa
 from repdyn.tasks.text import (
     BatchSampler,
     ByteTokenizer,
-    LMBatch,
     TokenStream,
     encode_documents,
     load_corpus,
@@ -114,6 +113,7 @@ class GriffinStudyConfig:
         LM_ARMS, help="LM arms trained for claim B (subset of griffin, hawk, transformer)"
     )
     decode_arm: bool = param(True, help="measure decoding for claim A")
+    autocast: str = autocast_param()  # RecurrentGemma runs in bf16 (griffin.md §1.3, §1.6)
     checkpoint_every: int = param(
         100, min=0, help="checkpoint every N steps (0 = at the end and on signals)"
     )
@@ -179,10 +179,6 @@ def load_streams(
     return train, val, shifted
 
 
-def _to(batch: LMBatch, device: torch.device) -> LMBatch:
-    return LMBatch(*(t.to(device) for t in dataclasses.astuple(batch)))
-
-
 def train_lm(ctx: RunContext) -> None:
     """Train one LM arm; log train loss and validation bits/byte at T; at the end 4T and pydoc."""
     cfg: GriffinStudyConfig = ctx.config
@@ -206,15 +202,17 @@ def train_lm(ctx: RunContext) -> None:
     short_windows = cfg.data.eval_windows * t.eval_factor  # the same bytes as the long windows
 
     def evaluate(length: int, stream: TokenStream, windows: int) -> float:
-        return bits_per_byte(model, stream, tokenizer, eval_len=length, max_windows=windows)
+        with ctx.autocast():
+            return bits_per_byte(model, stream, tokenizer, eval_len=length, max_windows=windows)
 
     for step in range(start, t.steps):
         loss = train_step(
             model,
             optimizer,
             scheduler,
-            _to(sampler.sample(), ctx.device),
+            sampler.sample().to(ctx.device),
             grad_clip=t.grad_clip or None,
+            autocast=ctx.autocast,
         )
         done = step + 1
         ctx.log(done, train_bpb=loss / math.log(2), lr=scheduler.get_last_lr()[0])
@@ -280,13 +278,13 @@ def prefill(
     device = next(model.parameters()).device
     tokens = torch.randint(
         0, 256, (1, max(contexts)), generator=torch.Generator().manual_seed(seed)
-    )
+    ).to(device, non_blocking=True)
     rows = torch.zeros(batch_size, dtype=torch.long, device=device)
     caches, cache, done = {}, None, 0
     for n in sorted(contexts):
         while done < n:
             step = min(chunk, n - done)
-            _, cache = model(tokens[:, done : done + step].to(device), cache=cache)
+            _, cache = model(tokens[:, done : done + step], cache=cache)
             done += step
         caches[n] = cache.index_batch(rows)
     return caches
@@ -598,6 +596,7 @@ STUDY = Study(
             "decode.window": 2048,
             "decode.contexts": (2048, 8192, 32768),
             "decode.batch_size": 8,
+            "autocast": "bf16",
         },
     },
     arms=arms,
@@ -609,6 +608,7 @@ STUDY = Study(
         "smoke": "seconds",
         "default": "~10 min on 2 CPU cores (measured)",
         "long": "~40 min on 2 CPU cores",
-        "paper": "~7 h on one H100-class GPU; 4 arms of ~150M parameters, 20k steps of 64k tokens (estimate, not yet run)",
+        "paper": "~7 h on one H100-class GPU in bf16 autocast; 4 arms of ~150M parameters, 20k steps of 64k "
+                 "tokens (estimate, not yet run)",
     },
 )

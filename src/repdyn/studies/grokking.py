@@ -174,7 +174,8 @@ def train(ctx: RunContext) -> None:
         if step == steps:
             break
         if cfg.train.batch_size:
-            idx = torch.randint(0, len(x_train), (cfg.train.batch_size,), generator=batches).to(ctx.device)
+            idx = torch.randint(0, len(x_train), (cfg.train.batch_size,), generator=batches)
+            idx = idx.to(ctx.device, non_blocking=True)
             x, t = x_train[idx], targets[idx]
         else:
             x, t = x_train, targets

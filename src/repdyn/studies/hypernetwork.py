@@ -252,15 +252,15 @@ def latent_features(model: Transformer, task: SRaven, batch: SRavenBatch) -> tup
     shows feature ``f`` in every panel.
     """
     f, g = task.config.num_features, task.config.grid_size
-    if not torch.equal(batch.perms, torch.arange(f).expand_as(batch.perms)):
+    if not torch.equal(batch.perms.cpu(), torch.arange(f).expand_as(batch.perms)):
         raise ValueError("latent_features needs an unpermuted batch (sample(..., permute=False))")
     codes = torch.stack(model.run(batch.inputs, return_latents=True).latents, dim=1)  # [B, L, H, T, T]
     last_row = (g - 1) * g  # index of the first panel of the last row
     queries = (g * g - 1) * f + torch.arange(f)  # the blank panel's slots
     keys = (last_row + torch.arange(g - 1))[:, None] * f + torch.arange(f)  # [G - 1, F]
-    picked = codes[:, :, :, queries.expand(g - 1, f), keys]  # [B, L, H, G - 1, F]
+    picked = codes[:, :, :, queries.expand(g - 1, f).to(codes.device), keys.to(codes.device)]  # [B, L, H, G - 1, F]
     features = picked.permute(0, 4, 1, 2, 3).flatten(2)  # [B, F, L * H * (G - 1)]
-    return features.flatten(0, 1).float().numpy(), batch.latents.flatten().numpy()
+    return features.flatten(0, 1).float().cpu().numpy(), batch.latents.flatten().cpu().numpy()
 
 
 def latent_probe(
@@ -272,7 +272,7 @@ def latent_probe(
     Returns the accuracies and, for the figure, rows ``{pc1, pc2, rule}``: OOD codes projected on
     the two leading principal axes of the training codes.
     """
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
     x_fit, y_fit = latent_features(model, task, task.sample(size, "train", gen, permute=False))
     x_test, y_test = latent_features(model, task, task.sample(size, "test", gen, permute=False))
     x_ood, y_ood = latent_features(model, task, task.sample(size, "ood", gen, permute=False))
@@ -304,11 +304,11 @@ def train(ctx: RunContext) -> None:
     seed = ctx.seed * 100 + cfg.repeat
     torch.manual_seed(seed)
     task = make_task(cfg.task)
-    model = build_model(cfg, task)
+    model = build_model(cfg, task).to(ctx.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     warmup = max(cfg.train.warmup, 1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
-    batches = torch.Generator().manual_seed(seed)
+    batches = torch.Generator(device=ctx.device).manual_seed(seed)  # batches are drawn on the device
     state = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "batches": batches}
     steps = cfg.train.steps
     start = ctx.restore(state)
@@ -338,10 +338,10 @@ def train(ctx: RunContext) -> None:
 @torch.no_grad()
 def evaluate(ctx: RunContext, model: Transformer, task: FuzzyLogic | SRaven, step: int, size: int) -> None:
     """Loss and metric on fixed evaluation sets of every split (same sequences at every step)."""
-    gen = torch.Generator().manual_seed(12345)
+    gen = torch.Generator(device=ctx.device).manual_seed(12345)
     for split in SPLITS:
         loss, metric = loss_and_metric(model, task, task.sample(size, split, gen))
-        ctx.log(step, **{f"{split}/loss": loss.item(), f"{split}/metric": metric.item()})
+        ctx.log(step, **{f"{split}/loss": loss, f"{split}/metric": metric})
 
 
 # ---- claims -------------------------------------------------------------------------------------
@@ -603,5 +603,4 @@ STUDY = Study(
         "default": "~8 min on 2 idle CPU cores (measured: 13 min with the cores shared)",
         "paper": "~2 h on one GPU; 156k steps of batch 128 per arm (estimate, not yet run)",
     },
-    cuda=False,  # batches are built on the CPU and not yet moved to ctx.device
 )

@@ -419,7 +419,8 @@ def fresh_trainability(config: PlasticityConfig, task: Task, readout: Readout, s
         fresh = build_learner(config, task.x.shape[1], readout, device)
         batches = generator(seed, 9, task.index)
         for step in range(steps):
-            idx = torch.randint(0, len(task.x), (config.train.batch_size,), generator=batches).to(device)
+            idx = torch.randint(0, len(task.x), (config.train.batch_size,), generator=batches)
+            idx = idx.to(device, non_blocking=True)
             fresh.step(task.x[idx], task.targets[idx], step)
         result = evaluate(fresh, task)
     return {f"fresh_{k}_at_k": v for k, v in result.items()}
@@ -459,8 +460,8 @@ def train(ctx: RunContext) -> None:
             offset += budget
             continue
         task = stream.task(t)
-        task = Task(t, task.x.to(device), task.targets.to(device), budget,
-                    None if task.labels is None else task.labels.to(device))
+        task = Task(t, task.x.to(device, non_blocking=True), task.targets.to(device, non_blocking=True), budget,
+                    None if task.labels is None else task.labels.to(device, non_blocking=True))
         local = start - offset if start > offset else 0
         expensive = expensive_task(t, stream.num_tasks, config.diag.every)
         if local == 0:
@@ -469,11 +470,13 @@ def train(ctx: RunContext) -> None:
             if expensive:
                 running["fresh"] = fresh_trainability(config, task, readout, min(k, budget), ctx.seed, device)
         for i in range(local, budget):
-            idx = torch.randint(0, n, (config.train.batch_size,), generator=batches).to(device)
+            idx = torch.randint(0, n, (config.train.batch_size,), generator=batches).to(device, non_blocking=True)
             loss, out = learner.step(task.x[idx], task.targets[idx], offset + i)
-            running["loss_sum"] += loss
+            # sums stay on the device (fp64, as Python floats summed them) and are read when logged
+            running["loss_sum"] = running["loss_sum"] + loss.double()
             if task.labels is not None:
-                running["acc_sum"] += float((readout.predict(out).argmax(1) == task.labels[idx]).float().mean())
+                correct = readout.predict(out).argmax(1) == task.labels[idx]
+                running["acc_sum"] = running["acc_sum"] + correct.float().mean().double()
             if i + 1 == min(k, budget):
                 running["at_k"] = {f"{name}_at_k": v for name, v in evaluate(learner, task).items()}
             if i + 1 == budget:

@@ -152,9 +152,11 @@ def _mean_nll(model: nn.Module, state, tokens: Tensor) -> float:
 @torch.no_grad()
 def measure_soup(model: nn.Module, tasks: SkillTasks, e: EvalConfig, generator: torch.Generator) -> dict[str, float]:
     """Mean continuation NLL (nats/token) of A+B mixed text after each initial state, batched over pairs."""
+    device = next(model.parameters()).device
     first, second = tasks.supports(e.pairs, generator), tasks.supports(e.pairs, generator)
-    prompt_a, prompt_b = tasks.text(first, e.prompt_len, generator), tasks.text(second, e.prompt_len, generator)
-    continuation = tasks.mixture_text(first, second, e.continuation_len, generator)
+    prompt_a = tasks.text(first, e.prompt_len, generator).to(device)
+    prompt_b = tasks.text(second, e.prompt_len, generator).to(device)
+    continuation = tasks.mixture_text(first, second, e.continuation_len, generator).to(device)
     state_a, state_b = capture_state(model, prompt_a), capture_state(model, prompt_b)
     states = {
         "zero": None,
@@ -172,13 +174,14 @@ def measure_interpolation(
     model: nn.Module, tasks: SkillTasks, e: EvalConfig, generator: torch.Generator
 ) -> list[dict[str, float]]:
     """Continuation NLL of A text, B text and A+B text after w * state_A + (1 - w) * state_B."""
+    device = next(model.parameters()).device
     first, second = tasks.supports(e.pairs, generator), tasks.supports(e.pairs, generator)
-    state_a = capture_state(model, tasks.text(first, e.prompt_len, generator))
-    state_b = capture_state(model, tasks.text(second, e.prompt_len, generator))
+    state_a = capture_state(model, tasks.text(first, e.prompt_len, generator).to(device))
+    state_b = capture_state(model, tasks.text(second, e.prompt_len, generator).to(device))
     texts = {
-        "a": tasks.text(first, e.continuation_len, generator),
-        "b": tasks.text(second, e.continuation_len, generator),
-        "mixed": tasks.mixture_text(first, second, e.continuation_len, generator),
+        "a": tasks.text(first, e.continuation_len, generator).to(device),
+        "b": tasks.text(second, e.continuation_len, generator).to(device),
+        "mixed": tasks.mixture_text(first, second, e.continuation_len, generator).to(device),
     }
     rows = []
     for w in np.linspace(0.0, 1.0, e.weights):
@@ -196,17 +199,18 @@ def measure_retrieval(
     `e.stored` skills each store the state after a `stored_len`-token prompt; every query is fresh text
     of one of them, and it retrieves the stored state of highest cosine similarity (`StateStore.nearest`).
     """
+    device = next(model.parameters()).device
     skills = tasks.supports(e.stored, generator)
-    stored = capture_state(model, tasks.text(skills, e.stored_len, generator))
+    stored = capture_state(model, tasks.text(skills, e.stored_len, generator).to(device))
     store = StateStore()
     for i in range(e.stored):
         store.add(f"skill{i}", stored.index_batch(torch.tensor([i])), skill=i)
     owners = torch.arange(e.stored).repeat_interleave(e.queries_per_skill)
     out = {}
     for length in sorted({*e.query_lens, e.query_len}):
-        queries = capture_state(model, tasks.text(skills[owners], length, generator))
+        queries = capture_state(model, tasks.text(skills[owners], length, generator).to(device))
         found = store.similarities(queries).argmax(dim=1)
-        out[length] = float((found == owners).float().mean())
+        out[length] = float((found == owners.to(device)).float().mean())
     return out
 
 
@@ -223,14 +227,13 @@ def train(ctx: RunContext) -> None:
     start = ctx.restore(state)
     ctx.begin(total=t.steps, done=start)
     for step in range(start, t.steps):
-        batch = training_batch(tasks, t, batches)
-        batch = LMBatch(batch.inputs.to(ctx.device), batch.targets.to(ctx.device), batch.segment_pos.to(ctx.device))
+        batch = training_batch(tasks, t, batches).to(ctx.device)
         loss = train_step(model, optimizer, scheduler, batch)
         done = step + 1
         if done % t.log_every == 0 or done == t.steps:
             ctx.log(done, train_loss=loss)
         ctx.tick(done, state)
-    model.eval().cpu()
+    model.eval()
     # fresh skills for evaluation, the same for every resume of this seed
     generator = torch.Generator().manual_seed(10_000 + ctx.seed)
     ctx.log(t.steps, **measure_soup(model, tasks, cfg.eval, generator))

@@ -142,10 +142,10 @@ def make_set(algorithm: str, n: int, count: int, seed: int) -> SizedSet:
     return SizedSet(graphs, encoded["tokens"], encoded["answer_mask"], [q for q, _ in pairs], [a for _, a in pairs])
 
 
-def graph_batch(data: SizedSet, index: np.ndarray, algorithm: str, spec: dict) -> NARBatch:
-    """The NAR's input for some examples: their graphs, preprocessed as the NAR was trained."""
+def graph_batch(data: SizedSet, index: np.ndarray, algorithm: str, spec: dict, device: torch.device) -> NARBatch:
+    """The NAR's input for some examples: their graphs, preprocessed as the NAR was trained, on `device`."""
     feedback = preprocess(to_feedback(data.graphs.select(index)), algorithm, None)
-    return NARBatch.from_feedback(feedback, spec)
+    return NARBatch.from_feedback(feedback, spec, device)
 
 
 def item_index(tokens: Tensor, tokenizer: CharTokenizer) -> Tensor:
@@ -220,7 +220,8 @@ class Arm:
         """The frozen NAR's embeddings of examples `index` of `data` (None for the text arm)."""
         if self.nar is None:
             return None
-        return nar_memory(self.nar, graph_batch(data, index, self.cfg.algorithm, self.spec))
+        device = next(self.nar.parameters()).device
+        return nar_memory(self.nar, graph_batch(data, index, self.cfg.algorithm, self.spec, device))
 
     def logits(self, tokens: Tensor, positions: Tensor, memory: GraphMemory | None) -> Tensor:
         """Logits [B, T, V] of `tokens` (cross-attending to `memory` in the transnar arm)."""
@@ -248,8 +249,10 @@ def train(ctx: RunContext) -> None:
         stream = TrainStream(cfg.algorithm, ctx.seed, cfg.nar.batch_size)
         torch.manual_seed(ctx.seed)
         nar = build_model(cfg.nar, stream.spec, nb_dims_of(to_feedback(train_sets[0].graphs.select(np.arange(1)))))
+        nar = nar.to(ctx.device)
         nar_optimizer = torch.optim.Adam(nar.parameters(), lr=cfg.nar.learning_rate)
     arm = Arm(cfg, ctx.seed, nar, stream.spec if stream else None)
+    arm.model.to(ctx.device)
     trainable = [p for p in arm.model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=cfg.lr)
     generator = torch.Generator().manual_seed(ctx.seed)
@@ -289,7 +292,7 @@ def _nar_step(
     nar: NAR, optimizer: torch.optim.Optimizer, stream: TrainStream, cfg: NARTrainConfig, generator: torch.Generator
 ) -> float:
     """Phase 1: one step of CLRS's recipe on the NAR."""
-    batch = NARBatch.from_feedback(next(stream), nar.spec)
+    batch = NARBatch.from_feedback(next(stream), nar.spec, next(nar.parameters()).device)
     nar.train()
     loss, _ = nar.loss(nar(batch, train=True, generator=generator), batch)
     optimizer.zero_grad(set_to_none=True)
@@ -315,9 +318,13 @@ def _lm_step(
     width = int(mask.any(0).nonzero().max()) + 1
     tokens, mask = tokens[:, :width], mask[:, :width]
     positions = random_positions(len(index), width, cfg.lm.max_position, generator)
+    # the batch is drawn on the CPU; the answer tokens' places are found there, not by a mask on the device
+    device = next(arm.model.parameters()).device
+    answer = tuple(i.to(device, non_blocking=True) for i in mask[:, 1:].nonzero(as_tuple=True))
+    tokens, positions = tokens.to(device, non_blocking=True), positions.to(device, non_blocking=True)
     arm.model.train()
     logits = arm.logits(tokens, positions, arm.memory(data, index))
-    loss = F.cross_entropy(logits[:, :-1][mask[:, 1:]], tokens[:, 1:][mask[:, 1:]])
+    loss = F.cross_entropy(logits[:, :-1][answer], tokens[:, 1:][answer])
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.grad_clip:
@@ -347,10 +354,13 @@ def greedy_answers(arm: Arm, data: SizedSet, max_position: int, generator: torch
     rows = torch.arange(len(questions))
     memory = arm.memory(data, np.arange(data.size))
     newline = tok.encode("\n")[0]
+    # the model's device (the CPU for one without parameters); the bookkeeping stays on the CPU: one read per token
+    device = next((p.device for p in arm.model.parameters()), torch.device("cpu"))
+    positions = positions.to(device, non_blocking=True)
     for _ in range(budget):
         seen = int(cursor.max())  # causal: the columns past every cursor change nothing
-        logits = arm.logits(tokens[:, :seen], positions[:, :seen], memory)[rows, cursor - 1]
-        nxt = torch.where(done, tok.pad_id, logits.argmax(-1))
+        logits = arm.logits(tokens[:, :seen].to(device, non_blocking=True), positions[:, :seen], memory)
+        nxt = torch.where(done, tok.pad_id, logits[rows, cursor - 1].argmax(-1).cpu())
         tokens[rows[~done], cursor[~done]] = nxt[~done]
         ended = (nxt == tok.eos_id) | ((nxt == newline) & (tokens[rows, cursor - 1] == newline))
         cursor = torch.where(done, cursor, cursor + 1)
@@ -364,7 +374,7 @@ def greedy_answers(arm: Arm, data: SizedSet, max_position: int, generator: torch
 def nar_accuracy(arm: Arm, data: SizedSet) -> float:
     """The frozen NAR's own score on the graphs of `data`: the fraction of output elements equal to
     the truth (for BFS, its `pi` pointers) - what the cross-attention has to read from."""
-    batch = graph_batch(data, np.arange(data.size), arm.cfg.algorithm, arm.spec)
+    batch = graph_batch(data, np.arange(data.size), arm.cfg.algorithm, arm.spec, next(arm.nar.parameters()).device)
     out = arm.nar(batch).outputs
     hits = [(postprocess(arm.spec[k][2], v, hard=True) == batch.outputs[k]).float().flatten() for k, v in out.items()]
     return float(torch.cat(hits).mean())
@@ -564,10 +574,9 @@ STUDY = Study(
     figures=figures,
     progress_keys=("train_loss", "nar_loss"),
     max_threads=1,
-    cuda=False,  # batches are built on the CPU and not yet moved to ctx.device
     wall_times={
         "smoke": "seconds",
         "default": "~6 min on 2 CPU cores (measured: 350 CPU-s)",
-        "paper": "~1 day on 2 CPU cores; CPU only until the study moves batches to ctx.device (estimate, not yet run)",
+        "paper": "~1 day on 2 CPU cores; hours on one GPU (estimate, not yet run)",
     },
 )

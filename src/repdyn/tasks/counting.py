@@ -37,6 +37,11 @@ class CountingBatch:
     targets: Tensor
     mask: Tensor | None = None
 
+    def to(self, device: torch.device) -> "CountingBatch":
+        """The batch on `device`, copied without waiting for the device (batches are drawn on the CPU)."""
+        tokens, targets = (t.to(device, non_blocking=True) for t in (self.tokens, self.targets))
+        return CountingBatch(tokens, targets, None if self.mask is None else self.mask.to(device, non_blocking=True))
+
 
 def counting_batch(
     task: str,

@@ -84,16 +84,26 @@ class FuzzyLogic:
             "ood": torch.tensor(unseen),
         }
         self.num_ood_conjunctions = num_ood
+        self._tables: dict[torch.device, tuple[Tensor, dict[str, Tensor]]] = {}
+
+    def _on(self, device: torch.device) -> tuple[Tensor, dict[str, Tensor]]:
+        """(conjunctions, terms per split) on `device`, copied there once."""
+        if device not in self._tables:
+            terms = {split: t.to(device, non_blocking=True) for split, t in self.terms.items()}
+            self._tables[device] = (self.conjunctions.to(device, non_blocking=True), terms)
+        return self._tables[device]
 
     def sample(self, batch_size: int, split: str, generator: torch.Generator) -> FuzzyLogicBatch:
-        """Draw ``batch_size`` sequences from ``split`` ("train", "test" or "ood")."""
+        """Draw ``batch_size`` sequences from ``split`` ("train", "test" or "ood"), on the generator's device."""
         if split not in SPLITS:
             raise UserError(f"unknown fuzzy-logic split {split!r}; accepted: {SPLITS}")
         c = self.config
-        pool = self.terms[split]
-        terms = pool[torch.randint(len(pool), (batch_size,), generator=generator)]  # [B, t]
-        latents = self.conjunctions[terms]  # [B, t, d]
-        x = torch.rand(batch_size, c.seq_len, c.num_variables, generator=generator)
+        device = generator.device
+        conjunctions, pools = self._on(device)
+        pool = pools[split]
+        terms = pool[torch.randint(len(pool), (batch_size,), generator=generator, device=device)]  # [B, t]
+        latents = conjunctions[terms]  # [B, t, d]
+        x = torch.rand(batch_size, c.seq_len, c.num_variables, generator=generator, device=device)
         y = evaluate_formula(latents[:, None], x)  # [B, T]
         inputs = torch.cat([x, y[..., None]], dim=-1)
         inputs[:, -1, -1] = 0.0

@@ -90,6 +90,14 @@ class SRaven:
         )
         self.ood_latent_ids = order[:num_ood].sort().values
         self.train_latent_ids = order[num_ood:].sort().values
+        self._tables: dict[torch.device, tuple[Tensor, Tensor, Tensor]] = {}
+
+    def _on(self, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+        """(all latents, held-out ids, training ids) on `device`, copied there once."""
+        if device not in self._tables:
+            tables = (self.latents_all, self.ood_latent_ids, self.train_latent_ids)
+            self._tables[device] = tuple(t.to(device, non_blocking=True) for t in tables)
+        return self._tables[device]
 
     @property
     def seq_len(self) -> int:
@@ -104,25 +112,27 @@ class SRaven:
         *,
         permute: bool | None = None,
     ) -> SRavenBatch:
-        """Draw ``batch_size`` instances from ``split`` ("train", "test" or "ood")."""
+        """Draw ``batch_size`` instances from ``split`` ("train", "test" or "ood"), on the generator's device."""
         if split not in SPLITS:
             raise UserError(f"unknown sRAVEN split {split!r}; accepted: {SPLITS}")
         c = self.config
-        pool = self.ood_latent_ids if split == "ood" else self.train_latent_ids
-        picks = torch.randint(len(pool), (batch_size,), generator=generator)
-        latents = self.latents_all[pool[picks]]
+        device = generator.device
+        latents_all, ood_ids, train_ids = self._on(device)
+        pool = ood_ids if split == "ood" else train_ids
+        picks = torch.randint(len(pool), (batch_size,), generator=generator, device=device)
+        latents = latents_all[pool[picks]]
         grids = self._sample_grids(latents.flatten(), generator)  # [B*F, G, G]
         grids = grids.view(batch_size, c.num_features, c.grid_size, c.grid_size)
         grids = grids.permute(0, 2, 3, 1)  # [B, rows, cols, F]
         if c.permute_features if permute is None else permute:
-            noise = torch.rand(batch_size, c.grid_size, c.num_features, generator=generator)
+            noise = torch.rand(batch_size, c.grid_size, c.num_features, generator=generator, device=device)
             perms = noise.argsort(-1)
         else:
-            perms = torch.arange(c.num_features).expand(batch_size, c.grid_size, -1)
+            perms = torch.arange(c.num_features, device=device).expand(batch_size, c.grid_size, -1)
         shown = grids.gather(3, perms[:, None].expand_as(grids))
         sequence = shown.reshape(batch_size, -1)  # panel by panel, features within a panel
         context = torch.nn.functional.one_hot(sequence[:, : -c.num_features], c.num_values)
-        blank = torch.zeros(batch_size, c.num_features, c.num_values, dtype=context.dtype)
+        blank = torch.zeros(batch_size, c.num_features, c.num_values, dtype=context.dtype, device=device)
         return SRavenBatch(
             inputs=torch.cat([context, blank], dim=1).float(),
             targets=sequence[:, -c.num_features :],
@@ -134,18 +144,19 @@ class SRaven:
     def _sample_grids(self, rules: Tensor, generator: torch.Generator) -> Tensor:
         """One ``[G, G]`` grid per rule index in ``rules`` ``[n]``; each row is one example."""
         n, g, v = len(rules), self.config.grid_size, self.config.num_values
-        cols = torch.arange(g)
+        device = generator.device
+        cols = torch.arange(g, device=device)
 
         def uniform(*shape: int) -> Tensor:
-            return torch.randint(v, (n, *shape), generator=generator)
+            return torch.randint(v, (n, *shape), generator=generator, device=device)
 
         start = uniform(g, 1)
         operands = uniform(g, g - 1)
         addition = torch.cat([operands, operands.sum(-1, keepdim=True) % v], dim=-1)
         difference = operands[..., :1] - operands[..., 1:].sum(-1, keepdim=True)
         subtraction = torch.cat([operands, difference % v], dim=-1)
-        symbols = torch.rand(n, v, generator=generator).argsort(-1)[:, :g]  # g distinct values
-        row_orders = torch.rand(n, g, g, generator=generator).argsort(-1)
+        symbols = torch.rand(n, v, generator=generator, device=device).argsort(-1)[:, :g]  # g distinct values
+        row_orders = torch.rand(n, g, g, generator=generator, device=device).argsort(-1)
         distribute = symbols[:, None, :].expand(n, g, g).gather(2, row_orders)
         candidates = torch.stack(
             [
@@ -159,7 +170,7 @@ class SRaven:
                 distribute,  # every row a permutation of the same g distinct values
             ]
         )  # [rules, n, G, G]
-        return candidates[rules, torch.arange(n)]
+        return candidates[rules, torch.arange(n, device=device)]
 
 
 def sraven_accuracy(logits: Tensor, targets: Tensor) -> Tensor:

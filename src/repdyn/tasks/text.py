@@ -236,6 +236,10 @@ class LMBatch:
     targets: Tensor
     segment_pos: Tensor
 
+    def to(self, device: torch.device) -> LMBatch:
+        """The batch on `device`, copied without waiting for the device (batches are built on the CPU)."""
+        return LMBatch(*(t.to(device, non_blocking=True) for t in (self.inputs, self.targets, self.segment_pos)))
+
 
 def _windows(stream: TokenStream, starts: Tensor, length: int) -> LMBatch:
     index = starts[:, None] + torch.arange(length + 1)
