@@ -38,6 +38,18 @@ def test_run_lifecycle_and_lookup(tmp_path):
     assert [r.id for r in store.list_runs()] == [second, first]
 
 
+def test_a_second_store_in_the_same_folder_never_adopts_the_first_ones_run_folders(tmp_path):
+    first = RunStore(tmp_path / "a.db")
+    run_id = _make(first)
+    (first.run_dir(f"{run_id}/main") / "step-0000000010.json").write_text("{}")  # a checkpoint of a.db's run
+    second = RunStore(tmp_path / "b.db")  # its counter also starts at demo-1
+    with pytest.raises(UserError, match=r"run folder .*demo-1 already holds files from another store"):
+        _make(second)
+    with pytest.raises(UserError, match="no run 'demo-1'"):
+        second.get_run(run_id)
+    assert _make(second) == "demo-2"  # the next id's folder is free
+
+
 def test_series_replace_truncate_and_finals(tmp_path):
     store = RunStore(tmp_path / "s.db")
     run = _make(store)

@@ -230,7 +230,17 @@ class RunStore:
         threads: int | None = None,
         sweep: str | None = None,
     ) -> RunRecord:
-        """Insert a run in status `pending` (`sweep`: id shared by the runs of one invocation)."""
+        """Insert a run in status `pending` (`sweep`: id shared by the runs of one invocation).
+
+        A new top-level run must not find its folder already filled: that folder belongs to another
+        store in the same directory (or a deleted one), and its checkpoints would be resumed as ours.
+        """
+        folder = self.root / run_id
+        if parent is None and folder.is_dir() and any(folder.iterdir()):
+            raise UserError(
+                f"run folder {folder} already holds files from another store in {self.root} (or a deleted "
+                "one); give this store a folder of its own (--store DIR/repdyn.db) or remove that folder"
+            )
         with self._transaction():
             self._conn.execute(
                 "INSERT INTO runs(id, parent, arm, study, preset, config, seed, status, created, versions,"
