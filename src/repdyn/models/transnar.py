@@ -10,6 +10,11 @@ never attends to the text: the memory depends on the graph alone, so causality i
 Optionally the cross-attention rotates queries and keys (RoPE) by *indices*: each token's
 ``query_index`` (e.g. which list item it is writing) and each graph token's node index, so a
 token can find "its" node by relative index - an alignment that extrapolates to larger graphs.
+Two additions keep that alignment exact at unseen sizes: ``index_window`` R lets a token read only
+graph tokens within R of its index (RoPE at relative offsets never seen in training aliases), and
+``end_token`` appends one learned graph token at index n (one past the last node), so the token
+writing the last item sees the end of the graph at offset +1 whatever n is. A token whose index is
+negative (outside every list) reads nothing from the graph.
 
     lm = Transformer(TransformerConfig(vocab_size=99, d_model=64, positional="rope"))
     model = TransNAR(lm, TransNARConfig(graph_dim=32, edge_dim=64))
@@ -29,7 +34,7 @@ from repdyn.models.nar import NAR, NARBatch
 from repdyn.models.transformer import NORM_EPS, Transformer, TransformerOutput
 from repdyn.nn.rope import apply_rope
 
-NODE, EDGE = 0, 1  # graph token kinds (a learned type embedding tells them apart)
+NODE, EDGE, END = 0, 1, 2  # graph token kinds (a learned type embedding tells them apart)
 
 
 @dataclass(frozen=True)
@@ -38,7 +43,9 @@ class TransNARConfig:
 
     ``cross_every`` k puts one gated cross-attention layer after every k-th transformer block.
     ``graph_dim`` / ``edge_dim`` are the widths of the NAR's node and edge embeddings (``edge_dim``
-    0: nodes only). ``index_rope`` rotates queries and keys by token and node indices.
+    0: nodes only). ``index_rope`` rotates queries and keys by token and node indices;
+    ``index_window`` R > 0 hides graph tokens more than R indices from a token's own (needs
+    ``query_index``); ``end_token`` adds an end-of-graph token at index n.
     """
 
     graph_dim: int
@@ -48,13 +55,16 @@ class TransNARConfig:
     mlp_ratio: int = 2
     index_rope: bool = False
     rope_base: float = 10_000.0
+    index_window: int = 0
+    end_token: bool = False
 
     def __post_init__(self) -> None:
         for name in ("graph_dim", "cross_every", "num_heads", "mlp_ratio"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
-        if self.edge_dim < 0:
-            raise ConfigError("edge_dim", f"must be >= 0, got {self.edge_dim}")
+        for name in ("edge_dim", "index_window"):
+            if getattr(self, name) < 0:
+                raise ConfigError(name, f"must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass
@@ -76,15 +86,15 @@ class GatedCrossAttention(nn.Module):
     """Tokens attend to graph tokens; the result and a dense layer enter the stream through tanh gates
     initialised at 0 (transnar.md §1: "the cross-attention gate is initially closed")."""
 
-    def __init__(
-        self, d_model: int, graph_width: int, num_heads: int, mlp_ratio: int, index_rope: bool, rope_base: float
-    ) -> None:
+    def __init__(self, d_model: int, graph_width: int, config: TransNARConfig) -> None:
         super().__init__()
+        num_heads, mlp_ratio = config.num_heads, config.mlp_ratio
         if d_model % num_heads:
             raise ConfigError("num_heads", f"d_model {d_model} not divisible by {num_heads}")
         self.num_heads = num_heads
-        self.index_rope = index_rope
-        self.rope_base = rope_base
+        self.index_rope = config.index_rope
+        self.index_window = config.index_window
+        self.rope_base = config.rope_base
         self.norm = nn.LayerNorm(d_model, eps=NORM_EPS)
         self.query = nn.Linear(d_model, d_model)
         self.key = nn.Linear(graph_width, d_model)
@@ -103,19 +113,33 @@ class GatedCrossAttention(nn.Module):
         self, x: Tensor, graph: Tensor, graph_mask: Tensor, query_index: Tensor | None, graph_index: Tensor
     ) -> Tensor:
         """x [B, T, d] attends to graph [B, M, w] (graph_mask [B, M] True = real token)."""
+        if query_index is None and (self.index_rope or self.index_window):
+            raise ValueError("index_rope and index_window need query_index [B, T]")
         q = self.query(self.norm(x)).unflatten(-1, (self.num_heads, -1))  # [B, T, H, dh]
         k = self.key(graph).unflatten(-1, (self.num_heads, -1))  # [B, M, H, dh]
         v = self.value(graph).unflatten(-1, (self.num_heads, -1))
         if self.index_rope:
-            if query_index is None:
-                raise ValueError("index_rope needs query_index [B, T]")
             q = apply_rope(q, query_index, base=self.rope_base)
             k = apply_rope(k, graph_index, base=self.rope_base)
+        visible = self.visible(graph_mask, query_index, graph_index)  # [B, T, M]
         scores = torch.einsum("bqhd,bkhd->bhqk", q / math.sqrt(q.shape[-1]), k)
-        scores = scores.masked_fill(~graph_mask[:, None, None, :], torch.finfo(scores.dtype).min)
-        mixed = torch.einsum("bhqk,bkhd->bqhd", torch.softmax(scores, dim=-1), v)
+        scores = scores.masked_fill(~visible[:, None], torch.finfo(scores.dtype).min)
+        # a token that sees no graph token gets nothing (not a uniform average over hidden ones)
+        weights = torch.softmax(scores, dim=-1) * visible.any(-1)[:, None, :, None]
+        mixed = torch.einsum("bhqk,bkhd->bqhd", weights, v)
         x = x + torch.tanh(self.attn_gate) * self.out(mixed.flatten(-2))
         return x + torch.tanh(self.mlp_gate) * self.mlp(self.mlp_norm(x))
+
+    def visible(self, graph_mask: Tensor, query_index: Tensor | None, graph_index: Tensor) -> Tensor:
+        """Which graph tokens each token may read [B, T, M]: real ones, none for a negative query
+        index, and with a window only those at most ``index_window`` indices away."""
+        if query_index is None:
+            return graph_mask[:, None, :]
+        visible = graph_mask[:, None, :] & (query_index >= 0)[:, :, None]
+        if self.index_window:
+            offset = (graph_index[:, None, :] - query_index[:, :, None]).abs()
+            visible = visible & (offset <= self.index_window)
+        return visible
 
 
 class TransNAR(nn.Module):
@@ -135,16 +159,14 @@ class TransNAR(nn.Module):
         width = d  # graph tokens are projected to the LM's width, then keyed per layer
         self.node_proj = nn.Linear(config.graph_dim, width)
         self.edge_proj = nn.Linear(config.edge_dim, width) if config.edge_dim else None
-        self.kind = nn.Embedding(2, width)
+        self.kind = nn.Embedding(3 if config.end_token else 2, width)  # kind END is the end token itself
         self.after = [i for i in range(lm.config.num_layers) if (i + 1) % config.cross_every == 0]
-        self.cross = nn.ModuleList(
-            GatedCrossAttention(d, width, config.num_heads, config.mlp_ratio, config.index_rope, config.rope_base)
-            for _ in self.after
-        )
+        self.cross = nn.ModuleList(GatedCrossAttention(d, width, config) for _ in self.after)
 
     def graph_tokens(self, memory: GraphMemory) -> tuple[Tensor, Tensor, Tensor]:
-        """Graph tokens [B, M, d] (n nodes, then n*n edges if used), their mask [B, M] and their
-        indices [B, M] (node i, edge (i, j) -> i: the row a pointer of node i is read from)."""
+        """Graph tokens [B, M, d] (n nodes, the end token if used, then n*n edges if used), their
+        mask [B, M] and their indices [B, M] (node i -> i; the end token -> the number of real nodes;
+        edge (i, j) -> i: the row a pointer of node i is read from)."""
         nodes = memory.nodes.to(self.lm.dtype)
         b, n, _ = nodes.shape
         mask = (
@@ -155,6 +177,10 @@ class TransNAR(nn.Module):
         index = torch.arange(n, device=nodes.device).expand(b, n)
         tokens = [self.node_proj(nodes) + self.kind.weight[NODE]]
         masks, indices = [mask], [index]
+        if self.config.end_token:
+            tokens.append(self.kind.weight[END].expand(b, 1, -1))
+            masks.append(torch.ones(b, 1, dtype=torch.bool, device=nodes.device))
+            indices.append(mask.sum(1, keepdim=True))
         if self.edge_proj is not None:
             if memory.edges is None:
                 raise ValueError("this TransNAR was built with edge_dim > 0 and needs edge embeddings")

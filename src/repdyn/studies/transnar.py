@@ -33,6 +33,7 @@ from repdyn.bench.context import RunContext
 from repdyn.bench.errors import ConfigError
 from repdyn.bench.study import Figure, Study
 from repdyn.bench.view import ArmView, RunView
+from repdyn.methods.lm import warmup_cosine
 from repdyn.methods.nar_training import NARTrainConfig, TrainStream, build_model, preprocess
 from repdyn.models.nar import NAR, NARBatch, nb_dims_of
 from repdyn.models.nar_codec import postprocess
@@ -67,6 +68,10 @@ class LMConfig:
         True, help="cross-attention rotates queries by the token's list-item index and keys by node index"
     )
     use_edges: bool = param(True, help="edge embeddings join the node embeddings as keys and values")
+    index_window: int = param(
+        2, min=0, help="a token reads only graph tokens within this many indices of its own (0 = all)"
+    )
+    end_token: bool = param(True, help="an end-of-graph token at index n marks where the node list ends")
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,10 @@ class TransNARStudyConfig:
     lm_steps: int = param(1000, min=1, help="phase-2 optimizer steps (both arms)")
     batch_size: int = param(32, min=1)
     lr: float = param(1e-3, min=0.0, help="Adam (transnar.md §2: 1e-4 at 70M parameters)")
+    lr_schedule: Literal["constant", "cosine"] = param(
+        "cosine", choices=("constant", "cosine"), help="phase 2: constant, or linear warm-up then cosine to lr / 10"
+    )
+    warmup_steps: int = param(50, min=0, help="phase-2 warm-up steps of the cosine schedule")
     grad_clip: float = param(1.0, min=0.0, help="global-norm clip (0 = off)")
     nar: NARTrainConfig = field(default_factory=lambda: NARTrainConfig(hidden=32, train_steps=200))
     role: Literal["text", "transnar"] = param("transnar", help="set per arm by arms()")
@@ -149,19 +158,20 @@ def graph_batch(data: SizedSet, index: np.ndarray, algorithm: str, spec: dict, d
 
 
 def item_index(tokens: Tensor, tokenizer: CharTokenizer) -> Tensor:
-    """Which list item each token is writing: the number of spaces since the last `[` or newline
-    [B, T].
+    """Which list item each token is writing [B, T]: inside a list, the number of spaces since the
+    last `[`; outside every list, -1 (the token reads nothing from the graph).
 
     In an answer `[0 0 2]` the `[` is 0 and each ` ` is one more, so the token that predicts item k
-    carries index k - the node it must read; inside a row of `A` the token of column j carries j.
-    Bounded by the graph size, so question tokens stay in the range seen in training. Causal (a
-    running count).
+    carries index k - the node it must read; inside a row of `A` the token of column j carries j;
+    the closing `]` still belongs to its list. Text between lists (the question's words, the
+    newline after the answer) gets -1, so it cannot read "a next item" off the graph. Bounded by the
+    graph size, so question tokens stay in the range seen in training. Causal (running counts).
     """
-    space = tokens == tokenizer.encode(" ")[0]
-    reset = (tokens == tokenizer.encode("\n")[0]) | (tokens == tokenizer.encode("[")[0])
+    space, opens, closes = (tokens == tokenizer.encode(c)[0] for c in " []")
     count = space.long().cumsum(1)
-    at_reset = torch.where(reset, count, torch.zeros_like(count)).cummax(1).values
-    return count - at_reset
+    at_open = torch.where(opens, count, torch.zeros_like(count)).cummax(1).values
+    depth = opens.long().cumsum(1) - closes.long().cumsum(1) + closes.long()  # `]` is still inside
+    return torch.where(depth > 0, count - at_open, -torch.ones_like(count))
 
 
 def random_positions(batch: int, length: int, max_position: int, generator: torch.Generator) -> Tensor:
@@ -202,6 +212,8 @@ def build_transnar(cfg: TransNARStudyConfig, lm: Transformer) -> TransNAR:
             cross_every=cfg.lm.cross_every,
             num_heads=cfg.lm.cross_heads,
             index_rope=cfg.lm.index_rope,
+            index_window=cfg.lm.index_window,
+            end_token=cfg.lm.end_token,
         ),
     )
 
@@ -273,6 +285,8 @@ def train(ctx: RunContext) -> None:
         else:
             if nar is not None and step == max(start, nar_steps):
                 freeze(nar)
+            for group in optimizer.param_groups:
+                group["lr"] = lm_learning_rate(cfg, step - nar_steps)
             loss = _lm_step(arm, optimizer, trainable, train_sets, cfg, generator)
             ctx.log(step + 1, train_loss=loss)
         now = time.process_time()
@@ -282,6 +296,14 @@ def train(ctx: RunContext) -> None:
     if nar is not None:
         freeze(nar)  # also when resumed after the last update
     _evaluate(ctx, arm, cfg, total, progress)
+
+
+def lm_learning_rate(cfg: TransNARStudyConfig, lm_step: int) -> float:
+    """Phase 2's learning rate at its `lm_step`-th update (a function of the step, so a resumed run
+    continues the same schedule)."""
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    return cfg.lr * warmup_cosine(lm_step, warmup_steps=cfg.warmup_steps, total_steps=cfg.lm_steps)
 
 
 def _split(total: int, parts: int) -> list[int]:
@@ -553,6 +575,7 @@ STUDY = Study(
             "eval_sizes": (5, 6),
             "train_sizes": (4, 5),
             "lm_steps": 6,
+            "warmup_steps": 2,
             "batch_size": 4,
             "lm.d_model": 16,
             "lm.mlp_dim": 32,
@@ -565,9 +588,21 @@ STUDY = Study(
         "default": {},
         # transnar.md §2-3: ~70M-parameter LM, train sizes 4-8 and 12, test 10 (interpolation), 12, 14;
         # batch 256, Adam 1e-4, about 7 epochs; the NAR with Ibarz et al.'s recipe (H = 128, 10k steps)
-        "paper": {"train_sizes": (4, 5, 6, 7, 8, 12), "eval_sizes": (10, 12, 14), "train_samples": 100_000,
-                  "lm.d_model": 512, "lm.num_layers": 8, "lm.num_heads": 8, "lm.mlp_dim": 2048, "lm.max_position": 8192,
-                  "lm_steps": 3000, "batch_size": 256, "lr": 1e-4, "nar.hidden": 128, "nar.train_steps": 10_000},
+        "paper": {
+            "train_sizes": (4, 5, 6, 7, 8, 12),
+            "eval_sizes": (10, 12, 14),
+            "train_samples": 100_000,
+            "lm.d_model": 512,
+            "lm.num_layers": 8,
+            "lm.num_heads": 8,
+            "lm.mlp_dim": 2048,
+            "lm.max_position": 8192,
+            "lm_steps": 3000,
+            "batch_size": 256,
+            "lr": 1e-4,
+            "nar.hidden": 128,
+            "nar.train_steps": 10_000,
+        },
     },
     arms=arms,
     claims=CLAIMS,
