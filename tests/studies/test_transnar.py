@@ -195,7 +195,7 @@ def test_an_interrupted_run_resumes_to_the_same_series(env, capsys, monkeypatch)
 
 
 def _default_claims(seed: int, capsys) -> dict:
-    assert main(["run", "transnar", "--seed", str(seed), "--quiet", "--json", "--no-report"]) == 0
+    assert main(["run", "transnar", "--seed", str(seed), "--workers", "2", "--quiet", "--json", "--no-report"]) == 0
     return {c["name"]: c for c in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["claims"]}
 
 
