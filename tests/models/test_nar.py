@@ -108,6 +108,35 @@ def test_latent_decay_scales_the_state_entering_every_processor_step():
         assert torch.equal(after, before * 0.9)
 
 
+class _Rescaled(torch.nn.Module):
+    """A processor whose states are another's times 3 plus a per-node offset."""
+
+    returns_edges = False
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, node_fts, edge_fts, graph_fts, adj, hidden):
+        state, _ = self.inner(node_fts, edge_fts, graph_fts, adj, hidden)
+        return 3 * state + torch.arange(state.shape[1], dtype=state.dtype)[:, None], None
+
+
+@pytest.mark.parametrize("readout_norm", [True, False])
+def test_readout_norm_hides_state_scale_and_offset_from_the_decoders_only(readout_norm):
+    feedback, batch = _batch()
+    model = _model(feedback, processor="mpnn", readout_norm=readout_norm)
+    encoded = model._encode_inputs(batch)
+    hints = {k: v[0] for k, v in batch.hints.items()}
+    hidden = torch.zeros(batch.size, batch.nodes, 16)
+    plain = model.step(encoded, hints, hidden, train=False)
+    model.processor = _Rescaled(model.processor)
+    rescaled = model.step(encoded, hints, hidden, train=False)
+    assert torch.allclose(rescaled[0], 3 * plain[0] + torch.arange(6.0)[:, None])  # the state passed on
+    same = [torch.allclose(a, b, atol=1e-4) for a, b in zip(plain[2].values(), rescaled[2].values(), strict=True)]
+    assert all(same) if readout_norm else not any(same)
+
+
 def test_loss_and_a_few_adam_steps_lower_it():
     feedback, batch = _batch(num=16, n=8)
     model = _model(feedback)

@@ -7,6 +7,8 @@ Step 0 encodes the true first hint; later steps feed the previous step's hint pr
 soft (softmax / sigmoid / Sinkhorn, gradients flowing), replaced per instance by the truth with
 probability `hint_teacher_forcing` during training. Outputs freeze once an instance's trajectory
 ends. Nothing here is specific to an algorithm: encoders and decoders come from the spec.
+`readout_norm` LayerNorms the two states in h_t for the decoders only (the state passed on is
+untouched): for processors without a norm inside, such as the cocycle layer.
 
     model = NAR(spec, nb_dims, hidden=128, processor="triplet_gmpnn")
     out = model(NARBatch.from_feedback(feedback, spec), train=True)
@@ -22,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from repdyn.models.nar_codec import (
@@ -117,12 +120,14 @@ class NAR(nn.Module):
                  softmax_temperature: float = 1.0, latent_decay: float = 1.0,
                  hint_teacher_forcing: float = 0.0, encode_hints: bool = True,
                  decode_hints: bool = True, use_ln: bool = True, nb_triplet_fts: int = 8,
-                 nb_heads: int = 1, triplet_budget_bytes: int = TRIPLET_BUDGET_BYTES) -> None:
+                 nb_heads: int = 1, triplet_budget_bytes: int = TRIPLET_BUDGET_BYTES,
+                 readout_norm: bool = False) -> None:
         super().__init__()
         self.spec = dict(spec)
         self.hidden = hidden
         self.hint_teacher_forcing = hint_teacher_forcing
         self.encode_hints, self.decode_hints = encode_hints, decode_hints
+        self.readout_norm = readout_norm
         if isinstance(processor, str):
             processor = make_processor(processor, hidden, aggregation=aggregation,
                                        softmax_temperature=softmax_temperature, use_ln=use_ln,
@@ -165,7 +170,7 @@ class NAR(nn.Module):
                 self.encoders, hints, node_fts, edge_fts, graph_fts, adj)
         hidden = self.decay(hidden)
         nxt, nxt_edge = self.processor(node_fts, edge_fts, graph_fts, adj, hidden)
-        h_t = torch.cat([node_fts, hidden, nxt], dim=-1)
+        h_t = torch.cat([node_fts, self._readout(hidden), self._readout(nxt)], dim=-1)
         e_t = edge_fts if nxt_edge is None else torch.cat([edge_fts, nxt_edge], dim=-1)
         outputs, hint_logits = {}, {}
         for name, decoder in self.decoders.items():
@@ -176,6 +181,10 @@ class NAR(nn.Module):
                                       noise=train)
             (outputs if stage == Stage.OUTPUT else hint_logits)[name] = logits
         return nxt, nxt_edge, outputs, hint_logits
+
+    def _readout(self, state: Tensor) -> Tensor:
+        """A state as the decoders see it: LayerNormed (no affine) under `readout_norm`."""
+        return F.layer_norm(state, state.shape[-1:]) if self.readout_norm else state
 
     # ---- the unroll -------------------------------------------------------------------------
 
