@@ -67,6 +67,27 @@ def test_semiring_maps_have_exact_gradients():
     assert torch.autograd.gradcheck(lambda a, w: log_semiring(a, w, 0.3), (x, weight))
 
 
+@pytest.mark.parametrize("tau", [1.0, 0.3, 1e-3])
+def test_log_semiring_matrix_product_equals_the_chunked_logsumexp(tau):
+    """The matrix-product form (and, at tau = 1e-3, its underflow fallback) gives the chunked
+    logsumexp's values and gradients, including on rows that are all -inf."""
+    x = torch.randn(9, 7, generator=_gen(7), dtype=DT) * 4
+    x[2] = float("-inf")
+    weight = torch.randn(5, 7, generator=_gen(8), dtype=DT)
+    upstream = torch.randn(9, 5, generator=_gen(9), dtype=DT)
+
+    def run(fn):
+        a, w = x.clone().requires_grad_(), weight.clone().requires_grad_()
+        y = fn(a, w, tau)
+        (torch.where(torch.isfinite(y), y * upstream, 0.0)).sum().backward()
+        return y, a.grad, w.grad
+
+    fast, chunked = run(log_semiring), run(cocycle._LogSemiring.apply)
+    assert torch.isneginf(fast[0][2]).all()
+    for p, q in zip(fast, chunked, strict=True):
+        assert torch.allclose(torch.nan_to_num(p), torch.nan_to_num(q), rtol=1e-10, atol=1e-10)
+
+
 def test_chunked_maps_equal_one_chunk(monkeypatch):
     """Values and gradients do not depend on how the input axis is chunked."""
     x = torch.randn(6, 11, generator=_gen(5), dtype=DT)
@@ -78,7 +99,7 @@ def test_chunked_maps_equal_one_chunk(monkeypatch):
         (y * torch.arange(y.numel(), dtype=DT).view_as(y)).sum().backward()
         return y, a.grad, w.grad
 
-    for fn in (max_plus, lambda a, w: log_semiring(a, w, 0.5)):
+    for fn in (max_plus, lambda a, w: cocycle._LogSemiring.apply(a, w, 0.5)):
         whole = run(fn)
         monkeypatch.setattr(cocycle, "_CHUNK_ELEMENTS", 6 * 7 * 3)  # chunks of 3 inputs
         pieces = run(fn)
@@ -255,6 +276,20 @@ def test_asynchronous_execution_ends_where_synchronous_does_for_l3(semiring, tau
         assert run.converged
         assert torch.allclose(run.hidden, sync.hidden, rtol=0, atol=1e-6)
         assert (run.messages < sync.messages).all()  # ... reached with fewer messages
+
+
+def test_asynchronous_execution_of_a_capped_log_semiring_layer_ends_where_synchronous_does():
+    """At tau = 1 (the study's setting) the log-semiring message is monotone but not a
+    max-homomorphism; monotone is enough for the fixed point, so asynchrony still ends where
+    synchronous execution does (capped, as the study runs it: uncapped it diverges)."""
+    layer = CappedLayer(_bounded_cocycle_layer(19, "log", 1.0), 2.0)
+    x, e, g, adj, h0 = _graph(20)
+    sync = run_synchronous(layer, x, e, g, adj, h0)
+    assert sync.converged and (sync.hidden < 2.0).any()  # not everything saturated at the cap
+    for seed in SCHEDULES:
+        run = run_asynchronous(layer, x, e, g, adj, h0, seed=seed)
+        assert run.converged
+        assert torch.allclose(run.hidden, sync.hidden, rtol=0, atol=1e-6)
 
 
 def test_asynchronous_execution_changes_l2_with_linear_messages():

@@ -6,8 +6,9 @@ subsets of in-flight messages per micro-step with nodes that send only when thei
 
 - `TropicalLinear`: y_j = max_i (W_ji + x_i), the max-plus semiring's linear map;
   `LogSemiringLinear`: y_j = tau * logsumexp_i ((W_ji + x_i) / tau), which tends to it as
-  tau -> 0. Both are computed in input chunks by custom autograd functions, so memory stays
-  O(rows x out x chunk) instead of O(rows x out x in).
+  tau -> 0. The tropical map is computed in input chunks by a custom autograd function, so
+  memory stays O(rows x out x chunk) instead of O(rows x out x in); the log-semiring map is a
+  matrix product of exponentials (chunked only where that would underflow).
 - Layers (`MessagePassingLayer`s with the NAR processor signature `forward(node_fts,
   edge_fts, graph_fts, adj, hidden) -> (hidden, None)`, edges indexed [b, sender, receiver],
   z = [node_fts || hidden]; `messages`, `aggregate` and `update` are exposed for the executors):
@@ -17,8 +18,10 @@ subsets of in-flight messages per micro-step with nodes that send only when thei
   action, so the messages of one step may arrive in any order and batching. Across steps it is
   not invariant, and that is intrinsic, not an executor artefact: a receiver keeps the max of
   every message it ever got, so its final state depends on which intermediate sender (and
-  receiver) states a schedule happens to visit; only when m(max(s, s')) = max(m(s), m(s'))
-  (level 3, the cocycle condition) is every visited state's message dominated by the last one.
+  receiver) states a schedule happens to visit; only when the message is monotone in the
+  states (level 3: a tropical map even has m(max(s, s')) = max(m(s), m(s')), the cocycle
+  condition; a log-semiring map is monotone only) is every visited state's message dominated by
+  the last one, so that the fixed point does not depend on the schedule.
   A linear m with a negative weight is not even monotone, so a transient state can leave a
   message that the synchronous run never produces.
   L3 `CocycleLayer`: the same with semiring-linear messages m_uv = m1(z_v) + m2(z_u) +
@@ -126,9 +129,25 @@ def max_plus(x: Tensor, weight: Tensor) -> Tensor:
 
 
 def log_semiring(x: Tensor, weight: Tensor, tau: float) -> Tensor:
-    """Log-semiring product at temperature tau: [..., in] x [out, in] -> [..., out]."""
+    """Log-semiring product at temperature tau: [..., in] x [out, in] -> [..., out].
+
+    Computed as a matrix product, tau * log(exp(x / tau - a) @ exp(W / tau - b)^T) + tau (a + b)
+    with a, b the row maxima; where that would underflow (a best term below ~1e-19 of both
+    maxima, e.g. at small tau) the chunked logsumexp `_LogSemiring` computes it instead.
+    """
     lead = x.shape[:-1]
-    y = _LogSemiring.apply(x.reshape(-1, x.shape[-1]), weight, tau)
+    rows = x.reshape(-1, x.shape[-1])
+    xs, ws = rows / tau, weight / tau
+    a = xs.detach().amax(dim=-1, keepdim=True)
+    b = ws.detach().amax(dim=-1, keepdim=True)
+    finite = torch.isfinite(a)
+    a = torch.where(finite, a, torch.zeros_like(a))
+    total = torch.exp(xs - a) @ torch.exp(ws - b).T
+    if (total[finite.expand_as(total)] < torch.finfo(total.dtype).tiny ** 0.5).any():
+        y = _LogSemiring.apply(rows, weight, tau)
+    else:  # an all -inf row gives -inf, with zero gradients instead of log(0)'s
+        total = torch.where(finite, total, torch.ones_like(total))
+        y = torch.where(finite, tau * (torch.log(total) + a + b.T), float("-inf"))
     return y.reshape(*lead, weight.shape[0])
 
 
