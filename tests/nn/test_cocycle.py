@@ -82,6 +82,7 @@ def test_log_semiring_matrix_product_equals_the_chunked_logsumexp(tau):
         (torch.where(torch.isfinite(y), y * upstream, 0.0)).sum().backward()
         return y, a.grad, w.grad
 
+    assert (cocycle._log_semiring_by_matmul(x, weight, tau) is None) == (tau < 0.01)  # the path under test
     fast, chunked = run(log_semiring), run(cocycle._LogSemiring.apply)
     assert torch.isneginf(fast[0][2]).all()
     for p, q in zip(fast, chunked, strict=True):

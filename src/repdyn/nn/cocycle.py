@@ -131,12 +131,21 @@ def max_plus(x: Tensor, weight: Tensor) -> Tensor:
 def log_semiring(x: Tensor, weight: Tensor, tau: float) -> Tensor:
     """Log-semiring product at temperature tau: [..., in] x [out, in] -> [..., out].
 
-    Computed as a matrix product, tau * log(exp(x / tau - a) @ exp(W / tau - b)^T) + tau (a + b)
-    with a, b the row maxima; where that would underflow (a best term below ~1e-19 of both
-    maxima, e.g. at small tau) the chunked logsumexp `_LogSemiring` computes it instead.
+    On the CPU it is a matrix product, tau * log(exp(x / tau - a) @ exp(W / tau - b)^T) + tau (a + b)
+    with a, b the row maxima, unless that would underflow (a best term below ~1e-19 of both maxima,
+    e.g. at small tau). Telling which needs a host read, free on the CPU but a wait on an accelerator,
+    so there (and where it would underflow) the chunked logsumexp `_LogSemiring` computes it.
     """
     lead = x.shape[:-1]
     rows = x.reshape(-1, x.shape[-1])
+    y = _log_semiring_by_matmul(rows, weight, tau) if rows.device.type == "cpu" else None
+    if y is None:
+        y = _LogSemiring.apply(rows, weight, tau)
+    return y.reshape(*lead, weight.shape[0])
+
+
+def _log_semiring_by_matmul(rows: Tensor, weight: Tensor, tau: float) -> Tensor | None:
+    """`log_semiring` of [rows, in] x [out, in] as one matrix product; None where that underflows."""
     xs, ws = rows / tau, weight / tau
     a = xs.detach().amax(dim=-1, keepdim=True)
     b = ws.detach().amax(dim=-1, keepdim=True)
@@ -144,11 +153,10 @@ def log_semiring(x: Tensor, weight: Tensor, tau: float) -> Tensor:
     a = torch.where(finite, a, torch.zeros_like(a))
     total = torch.exp(xs - a) @ torch.exp(ws - b).T
     if (total[finite.expand_as(total)] < torch.finfo(total.dtype).tiny ** 0.5).any():
-        y = _LogSemiring.apply(rows, weight, tau)
-    else:  # an all -inf row gives -inf, with zero gradients instead of log(0)'s
-        total = torch.where(finite, total, torch.ones_like(total))
-        y = torch.where(finite, tau * (torch.log(total) + a + b.T), float("-inf"))
-    return y.reshape(*lead, weight.shape[0])
+        return None
+    # an all -inf row gives -inf, with zero gradients instead of log(0)'s
+    total = torch.where(finite, total, torch.ones_like(total))
+    return torch.where(finite, tau * (torch.log(total) + a + b.T), float("-inf"))
 
 
 class TropicalLinear(nn.Module):
