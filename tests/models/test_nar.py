@@ -1,5 +1,7 @@
 """The unrolled NAR: hint feeding, teacher forcing, output freezing, decay, embeddings."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -163,3 +165,26 @@ def test_every_probe_kind_unrolls_and_has_a_finite_loss(name):
     model = NAR(spec, nb_dims_of(feedback), hidden=8)
     loss, parts = model.loss(model(batch, train=True, generator=torch.Generator()), batch)
     assert torch.isfinite(loss) and set(parts) == {k for k, v in spec.items() if v[0] != "input"}
+
+
+def test_a_cpu_generator_drives_training_draws_on_a_device_and_gives_the_cpu_draws():
+    """Teacher forcing and Gumbel-Sinkhorn noise draw from the generator where it lives: a CPU
+    generator works for a model on a (pretend) GPU, whose random ops refuse a foreign generator
+    as CUDA's do, and the run's losses are those of the same run on the CPU."""
+    from repdyn.bench.fakegpu import FakeGPU
+    from repdyn.tasks.clrs import feedback as fb
+
+    spec = fb.permutations_spec(SPECS["insertion_sort"])  # a permutation pointer: Gumbel noise
+    feedback = fb.permutations(to_feedback(sample("insertion_sort", 4, 6, seed=0)))
+    batch_cpu = NARBatch.from_feedback(feedback, spec)
+    torch.manual_seed(0)
+    model = NAR(spec, nb_dims_of(feedback), hidden=16, hint_teacher_forcing=0.5)
+    on_cpu = copy.deepcopy(model)
+    loss_cpu, _ = on_cpu.loss(on_cpu(batch_cpu, train=True, generator=torch.Generator().manual_seed(3)), batch_cpu)
+    with FakeGPU() as gpu:
+        batch = NARBatch.from_feedback(feedback, spec, device=gpu.device)
+        model.to(gpu.device)
+        loss, _ = model.loss(model(batch, train=True, generator=torch.Generator().manual_seed(3)), batch)
+        assert loss.device.type == gpu.device.type
+        loss = loss.cpu()
+    assert torch.allclose(loss, loss_cpu, rtol=1e-5, atol=1e-6)

@@ -35,6 +35,7 @@ from repdyn.models.nar_codec import (
     expand_probe,
     log_sinkhorn,
     postprocess,
+    uniform,
 )
 from repdyn.models.nar_losses import nar_loss
 from repdyn.nn.gnn import TRIPLET_BUDGET_BYTES, LatentDecay, make_processor
@@ -198,8 +199,7 @@ class NAR(nn.Module):
         soft = {k: postprocess(self.spec[k][2], v, hard=False) for k, v in previous.items()}
         if not train or self.hint_teacher_forcing <= 0:
             return {k: soft[k] for k in truth}
-        force = torch.rand(batch.size, generator=generator, device=batch.lengths.device)
-        force = force < self.hint_teacher_forcing
+        force = uniform((batch.size,), generator, batch.inputs["pos"]) < self.hint_teacher_forcing
         fed = {}
         for k, value in truth.items():
             value = expand_probe(value, self.spec[k][2], batch.nodes)  # indices -> one-hot

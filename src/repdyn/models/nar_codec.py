@@ -30,6 +30,13 @@ SINKHORN_STEPS_EVAL = 50  # dm-clrs baselines.py: hard postprocessing of outputs
 _POINTERS = (Type.POINTER, Type.PERMUTATION_POINTER)
 
 
+def uniform(shape: tuple[int, ...], generator: torch.Generator | None, like: Tensor) -> Tensor:
+    """U[0, 1) draws of `shape` with `like`'s dtype and device, from `generator` wherever it lives
+    (a run seeded with one CPU generator draws the same numbers on the CPU and on a GPU)."""
+    home = like.device if generator is None else generator.device
+    return torch.rand(shape, generator=generator, dtype=like.dtype, device=home).to(like.device, non_blocking=True)
+
+
 def log_sinkhorn(x: Tensor, steps: int, temperature: float = SINKHORN_TEMPERATURE,
                  zero_diagonal: bool = True, generator: torch.Generator | None = None,
                  noise: bool = False) -> Tensor:
@@ -39,7 +46,7 @@ def log_sinkhorn(x: Tensor, steps: int, temperature: float = SINKHORN_TEMPERATUR
     to -1e6, then `steps` alternating row and column log-normalisations.
     """
     if noise:
-        u = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        u = uniform(x.shape, generator, x)
         x = x - torch.log(-torch.log(u + 1e-12) + 1e-12)
     x = x / temperature
     if zero_diagonal:
